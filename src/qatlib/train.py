@@ -1,0 +1,320 @@
+"""Optimizers, learning-rate schedules and the lock-step comparison trainer (paper Section 6.1).
+
+API
+---
+* :func:`warmup_cosine_schedule` ``(learning_rate, total_steps)``: linear warm-up from 0 over 2% of
+  the steps, then cosine decay to 0 (Loshchilov & Hutter 2016; Goyal et al. 2017). The "learning
+  rate" of the paper is the peak value.
+* :func:`make_optimizer` ``("sgd" | "adam", learning_rate, total_steps, lr_scale=...)``: SGD with
+  momentum 0.9 or Adam (beta1 0.9, beta2 0.95) from optax on that schedule. ``lr_scale`` is an
+  optional tree parallel to the params of per-leaf learning-rate factors: STE-net's ``alpha * eta``
+  on the quantized kernels (Table 1) is ``lr_scale = alpha`` on kernels and 1 elsewhere.
+* :class:`Net` ``(name, model, optimizer)``: one network of a comparison (a Flax module and an optax
+  transformation). :class:`TrainState` ``(params, batch_stats, opt_state, step)`` is its state;
+  :func:`init_state` builds one from given params (and, optionally, a given optimizer state: to
+  branch STE-net off a Q-hat-net trained for the first 10% of the steps, pass the mapped params and
+  the mapped optimizer state). Models with BatchNorm keep ``batch_stats`` (not ``None``) and are
+  called as ``model.apply(variables, x, train=True, mutable=["batch_stats"])``, like the Flax
+  ImageNet example; models without it are called as ``model.apply({"params": p}, x)``.
+* :func:`make_lockstep_step` compiles **one** function that advances every net by one step on the
+  same batch (and, optionally, evaluates an ``observe(states)`` function on the new states inside
+  the same compiled call, e.g. the quantized levels of sampled weights).
+* :func:`train_lockstep` runs it over one stream of batches (one data pipeline, one process, a tqdm
+  progress bar), calls ``on_log(step, states)`` every ``log_every`` steps, and returns the final
+  states, the per-step losses/accuracies and the stacked observations.
+* Data parallelism: pass ``data_parallel`` = any object with ``shard_batch(batch)`` and
+  ``replicate(tree)`` (``qatlib.parallel.DataParallel``): states are replicated once, every batch is
+  sharded before the step, and ``jax.jit`` partitions the step (GSPMD).
+* :func:`predict_logits` evaluates a net over a data set in batches (eval mode).
+
+Batches are dicts ``{"image": float array (B, ...), "label": int array (B,)}``.
+
+Fused or separate? Measured on the 2-core CPU of this project (``benchmarks/bench_mnist_step.py``,
+results in ``benchmarks/results/mnist_step.json``): for 4 copies of the MNIST convnet at batch 128,
+one compiled function holding the 4 steps side by side ran faster than 4 separately jitted steps
+and than one ``jax.vmap`` over stacked weights (which only ties with separate steps once the
+convolutions are im2col matmuls). It also lets nets with different estimators and optimizers
+(Q-hat-net, STE-net) share one call, so that is what :func:`make_lockstep_step` does.
+
+>>> import jax, jax.numpy as jnp, flax.linen as nn
+>>> net = Net("tiny", nn.Dense(3), make_optimizer("sgd", 0.1, total_steps=10))
+>>> state = init_state(net, net.model.init(jax.random.key(0), jnp.ones((1, 4)))["params"])
+>>> batch = {"image": jnp.ones((2, 4)), "label": jnp.array([0, 1])}
+>>> (new_state,), logs, _ = make_lockstep_step([net])([state], batch)
+>>> int(new_state.step), logs["loss"].shape
+(1, (1,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+__all__ = [
+    "WARMUP_FRACTION",
+    "warmup_cosine_schedule",
+    "make_optimizer",
+    "scale_by_tree",
+    "Net",
+    "TrainState",
+    "init_state",
+    "cross_entropy",
+    "make_lockstep_step",
+    "train_lockstep",
+    "TrainResult",
+    "predict_logits",
+]
+
+PyTree = Any
+Batch = Mapping[str, jax.Array]
+
+WARMUP_FRACTION = 0.02
+
+
+def warmup_cosine_schedule(
+    learning_rate: float, total_steps: int, warmup_fraction: float = WARMUP_FRACTION
+) -> optax.Schedule:
+    """Linear warm-up 0 -> ``learning_rate`` over ``warmup_fraction`` of the steps, then cosine decay to 0.
+
+    >>> schedule = warmup_cosine_schedule(1.0, total_steps=100)
+    >>> [round(float(schedule(step)), 3) for step in (0, 1, 2, 51, 100)]
+    [0.0, 0.5, 1.0, 0.5, 0.0]
+    """
+    if total_steps < 1:
+        raise ValueError(f"total_steps must be >= 1, got {total_steps}")
+    if not 0.0 <= warmup_fraction < 1.0:
+        raise ValueError(f"warmup_fraction must be in [0, 1), got {warmup_fraction}")
+    if learning_rate <= 0:
+        raise ValueError(f"learning_rate must be positive, got {learning_rate}")
+    warmup_steps = max(1, round(warmup_fraction * total_steps)) if warmup_fraction > 0 else 0
+    if warmup_steps >= total_steps:
+        warmup_steps = max(total_steps - 1, 0)
+    return optax.warmup_cosine_decay_schedule(
+        init_value=0.0,
+        peak_value=learning_rate,
+        warmup_steps=warmup_steps,
+        decay_steps=total_steps,
+        end_value=0.0,
+    )
+
+
+def scale_by_tree(factors: PyTree) -> optax.GradientTransformation:
+    """Multiply each update leaf by the matching leaf of ``factors`` (a per-leaf learning-rate factor)."""
+
+    def update_fn(updates: PyTree, state: optax.EmptyState, params: PyTree | None = None) -> tuple[PyTree, Any]:
+        del params
+        return jax.tree.map(lambda update, factor: update * factor, updates, factors), state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float,
+    total_steps: int,
+    *,
+    momentum: float = 0.9,
+    b1: float = 0.9,
+    b2: float = 0.95,
+    warmup_fraction: float = WARMUP_FRACTION,
+    lr_scale: PyTree | None = None,
+) -> optax.GradientTransformation:
+    """SGD + momentum or Adam on :func:`warmup_cosine_schedule`, optionally with per-leaf lr factors.
+
+    SGD with momentum (Eq. 3 with a velocity): ``v <- momentum * v + g; w <- w - eta_t * lr_scale * v``.
+    Adam: optax's ``adam(eta_t, b1, b2)`` then ``* lr_scale``.
+    """
+    schedule = warmup_cosine_schedule(learning_rate, total_steps, warmup_fraction)
+    if name == "sgd":
+        base = optax.sgd(schedule, momentum=momentum)
+    elif name == "adam":
+        base = optax.adam(schedule, b1=b1, b2=b2)
+    else:
+        raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
+    if lr_scale is None:
+        return base
+    return optax.chain(base, scale_by_tree(lr_scale))
+
+
+@dataclasses.dataclass(frozen=True)
+class Net:
+    """One network of a lock-step comparison: a name, a Flax module and an optax transformation."""
+
+    name: str
+    model: nn.Module
+    optimizer: optax.GradientTransformation
+
+
+class TrainState(NamedTuple):
+    """Parameters, BatchNorm statistics (``None`` when the model has none), optimizer state, step."""
+
+    params: PyTree
+    batch_stats: PyTree | None
+    opt_state: PyTree
+    step: jax.Array
+
+
+def init_state(
+    net: Net,
+    params: PyTree,
+    batch_stats: PyTree | None = None,
+    opt_state: PyTree | None = None,
+    step: int = 0,
+) -> TrainState:
+    """A train state from given params (and optionally given BatchNorm stats / optimizer state)."""
+    if opt_state is None:
+        opt_state = net.optimizer.init(params)
+    return TrainState(params, batch_stats, opt_state, jnp.asarray(step, jnp.int32))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy of integer labels (the MNIST/ImageNet training loss)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def _apply(net: Net, params: PyTree, batch_stats: PyTree | None, images: jax.Array, train: bool):
+    if batch_stats is None:
+        return net.model.apply({"params": params}, images), None
+    variables = {"params": params, "batch_stats": batch_stats}
+    if train:
+        logits, updates = net.model.apply(variables, images, train=True, mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+    return net.model.apply(variables, images, train=False), batch_stats
+
+
+def _net_step(net: Net, state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+    def loss_fn(params: PyTree):
+        logits, batch_stats = _apply(net, params, state.batch_stats, batch["image"], train=True)
+        return cross_entropy(logits, batch["label"]), (logits, batch_stats)
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = net.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == batch["label"])
+    return TrainState(params, batch_stats, opt_state, state.step + 1), {"loss": loss, "accuracy": accuracy}
+
+
+def make_lockstep_step(
+    nets: Sequence[Net],
+    observe: Callable[[Sequence[TrainState]], PyTree] | None = None,
+) -> Callable[[Sequence[TrainState], Batch], tuple[list[TrainState], dict[str, jax.Array], PyTree]]:
+    """One jitted function: every net takes one step on the same batch.
+
+    Returns ``(new_states, logs, observation)`` where ``logs["loss"]`` and ``logs["accuracy"]`` have
+    one entry per net (training-batch values before the update) and ``observation`` is
+    ``observe(new_states)`` (``None`` without ``observe``).
+    """
+    nets = tuple(nets)
+    if not nets:
+        raise ValueError("need at least one net")
+    names = [net.name for net in nets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"net names must be unique, got {names}")
+
+    def step(states: Sequence[TrainState], batch: Batch):
+        results = [_net_step(net, state, batch) for net, state in zip(nets, states, strict=True)]
+        new_states = [result[0] for result in results]
+        logs = {key: jnp.stack([result[1][key] for result in results]) for key in ("loss", "accuracy")}
+        observation = observe(new_states) if observe is not None else None
+        return new_states, logs, observation
+
+    return jax.jit(step)
+
+
+class TrainResult(NamedTuple):
+    """Final states by net name, per-step logs (arrays of shape (steps, nets)) and observations."""
+
+    states: dict[str, TrainState]
+    logs: dict[str, np.ndarray]
+    observations: PyTree | None
+    seconds: float
+
+
+def train_lockstep(
+    nets: Sequence[Net],
+    states: Sequence[TrainState],
+    batches: Iterable[Batch],
+    steps: int,
+    *,
+    observe: Callable[[Sequence[TrainState]], PyTree] | None = None,
+    on_log: Callable[[int, dict[str, TrainState]], None] | None = None,
+    log_every: int = 0,
+    data_parallel: Any = None,
+    progress: bool = True,
+    description: str = "training",
+) -> TrainResult:
+    """Train ``nets`` in lock step for ``steps`` steps on identical batches drawn once from ``batches``.
+
+    ``on_log(step, states_by_name)`` runs on the host before the first step (step 0), every
+    ``log_every`` steps and after the last step. ``observe(states)`` runs inside the compiled step
+    after every update; its outputs are stacked along a new leading axis (one row per step).
+    Deterministic: no randomness beyond the given states and batch order.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if len(states) != len(nets):
+        raise ValueError(f"got {len(states)} states for {len(nets)} nets")
+    if log_every < 0:
+        raise ValueError(f"log_every must be >= 0, got {log_every}")
+    from tqdm.auto import tqdm
+
+    names = [net.name for net in nets]
+    step_fn = make_lockstep_step(nets, observe)
+    states = list(states)
+    if data_parallel is not None:
+        states = [data_parallel.replicate(state) for state in states]
+
+    def log(step: int) -> None:
+        if on_log is not None:
+            on_log(step, dict(zip(names, states, strict=True)))
+
+    log(0)
+    iterator: Iterator[Batch] = iter(batches)
+    losses, accuracies, observations = [], [], []
+    start = time.perf_counter()
+    bar = tqdm(range(1, steps + 1), desc=description, disable=not progress, mininterval=1.0)
+    for step in bar:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            raise ValueError(f"the batch stream ended after {step - 1} of {steps} steps") from None
+        if data_parallel is not None:
+            batch = data_parallel.shard_batch(batch)
+        states, logs, observation = step_fn(states, batch)
+        losses.append(logs["loss"])
+        accuracies.append(logs["accuracy"])
+        if observe is not None:
+            observations.append(observation)
+        if (log_every and step % log_every == 0) or step == steps:
+            log(step)
+            bar.set_postfix(loss=float(np.mean(np.asarray(logs["loss"]))))
+    jax.block_until_ready(states)
+    seconds = time.perf_counter() - start
+    stacked_logs = {
+        "loss": np.asarray(jax.device_get(losses)).reshape(steps, len(nets)),
+        "accuracy": np.asarray(jax.device_get(accuracies)).reshape(steps, len(nets)),
+    }
+    stacked_observations = None
+    if observe is not None and observations:
+        stacked_observations = jax.tree.map(lambda *rows: np.stack(rows), *jax.device_get(observations))
+    return TrainResult(dict(zip(names, states, strict=True)), stacked_logs, stacked_observations, seconds)
+
+
+def predict_logits(net: Net, state: TrainState, images: np.ndarray | jax.Array, batch_size: int = 1000) -> np.ndarray:
+    """Eval-mode logits of ``net`` over ``images``, computed in batches of ``batch_size``."""
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    apply = jax.jit(lambda params, stats, x: _apply(net, params, stats, x, train=False)[0])
+    outputs = [
+        np.asarray(apply(state.params, state.batch_stats, images[start : start + batch_size]))
+        for start in range(0, len(images), batch_size)
+    ]
+    return np.concatenate(outputs, axis=0) if outputs else np.zeros((0,))
