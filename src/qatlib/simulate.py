@@ -63,6 +63,7 @@ __all__ = [
     "eta_sweep",
     "fit_loglog_slope",
     "boundary_crossings",
+    "mirror_candidate",
 ]
 
 Optimizer = Literal["sgd", "momentum", "adam"]
@@ -204,6 +205,10 @@ class PairTrace(NamedTuple):
     w_q, w_s, m_q: (T+1, k) traced weights of Q̂-net, of STE-net and M(w_Q̂).
     lhs, rhs: (T, k) E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ and the rigorous bound for the traced weights.
     step: (T,) mean |w_Q̂⁽ᵗ⁺¹⁾ − w_Q̂⁽ᵗ⁾|. final_E: (n_weights,) E⁽ᵀ⁾ of every weight.
+    weight_crossings, weight_crossings_same: (n_weights,) per weight, how often its Q̂-net copy
+    changed bins, and how often the STE-net copy made the same change at the same step.
+    w_q_start, w_q_end: (n_weights,) Q̂-net's weights before and after the run.
+    traced: (k,) flat indices of the traced weights.
     """
 
     E_mean: np.ndarray
@@ -232,6 +237,11 @@ class PairTrace(NamedTuple):
     rhs: np.ndarray
     step: np.ndarray
     final_E: np.ndarray
+    weight_crossings: np.ndarray
+    weight_crossings_same: np.ndarray
+    w_q_start: np.ndarray
+    w_q_end: np.ndarray
+    traced: np.ndarray
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,24 +301,24 @@ def _batches(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return np.concatenate(rows)[:steps]
 
 
-@functools.partial(jax.jit, static_argnames=("cfg", "q", "q_est", "s_est", "traced", "alpha", "consts"))
+@functools.partial(jax.jit, static_argnames=("cfg", "q", "q_est", "s_est", "alpha", "consts"))
 def _simulate(
     w0: jax.Array,
     x: jax.Array,
     y: jax.Array,
     batches: jax.Array,
     eta: jax.Array,
+    traced: jax.Array,
     *,
     cfg: PairConfig,
     q: UniformQuantizer,
     q_est: Estimator,
     s_est: Estimator,
-    traced: tuple[int, ...],
     alpha: float,
     consts: theory.LipschitzConstants,
 ) -> dict[str, jax.Array]:
     adam = cfg.optimizer == "adam"
-    idx = jnp.asarray(traced)
+    idx = traced
     lo, hi = q.representable_range
 
     def mirror(w: jax.Array) -> jax.Array:
@@ -320,7 +330,8 @@ def _simulate(
 
     w_q = w0
     w_s = mirror(w0) if (cfg.reinit or adam) else w0
-    state = (w_q, w_s, opt_q.init(w_q), opt_s.init(w_s), opt_q.init(w_q), jnp.ones_like(w_q, dtype=bool))
+    zeros = jnp.zeros(w_q.shape, jnp.int32)
+    state = (w_q, w_s, opt_q.init(w_q), opt_s.init(w_s), opt_q.init(w_q), jnp.ones_like(w_q, dtype=bool), zeros, zeros)
 
     def grads(w: jax.Array, est: Estimator, xb: jax.Array, yb: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(∇f at Q(w), the net's gradient ∇f·Q̂'(w) through qatlib.quantize's custom VJP)."""
@@ -330,7 +341,7 @@ def _simulate(
         return g_v, g_w
 
     def step(carry, batch):
-        w_q, w_s, st_q, st_s, st_raw, inside_so_far = carry
+        w_q, w_s, st_q, st_s, st_raw, inside_so_far, n_cross, n_same = carry
         xb, yb = x[batch], y[batch]
         g_q, gw_q = grads(w_q, q_est, xb, yb)
         g_s, gw_s = grads(w_s, s_est, xb, yb)
@@ -378,7 +389,7 @@ def _simulate(
         out = {
             "E_mean": jnp.mean(E1),
             "E_max": jnp.max(E1),
-            "agreement": jnp.mean(qq1 == qs1),
+            "agreement": jnp.mean((qq1 == qs1).astype(w_q.dtype)),
             "grad_err": jnp.mean(grad_err),
             "c13": jnp.mean(c13),
             "conv": jnp.mean(conv),
@@ -402,27 +413,34 @@ def _simulate(
             "lhs": lhs.reshape(-1)[idx],
             "rhs": rhs.reshape(-1)[idx],
         }
-        return (w_q1, w_s1, st_q, st_s, st_raw, inside_next), out
+        same = cross_q & cross_s & (qq1 == qs1)
+        n_cross, n_same = n_cross + cross_q, n_same + same
+        return (w_q1, w_s1, st_q, st_s, st_raw, inside_next, n_cross, n_same), out
 
     E_init = jnp.abs(mirror(w_q) - w_s)
     init = {
         "E_mean": jnp.mean(E_init),
         "E_max": jnp.max(E_init),
-        "agreement": jnp.mean(q(w_q) == q(w_s)),
+        "agreement": jnp.mean((q(w_q) == q(w_s)).astype(w_q.dtype)),
         "w_q": w_q.reshape(-1)[idx],
         "w_s": w_s.reshape(-1)[idx],
         "m_q": mirror(w_q).reshape(-1)[idx],
     }
     final, records = jax.lax.scan(step, state, batches)
     records["final_E"] = jnp.abs(mirror(final[0]) - final[1]).reshape(-1)
+    records["w_q_start"] = w0.reshape(-1)
+    records["w_q_end"] = final[0].reshape(-1)
+    records["weight_crossings"] = final[6].reshape(-1)
+    records["weight_crossings_same"] = final[7].reshape(-1)
     records["init"] = init
     return records
 
 
-def run_pair(cfg: PairConfig, problem: Problem) -> PairTrace:
+def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = None) -> PairTrace:
     """Train Q̂-net and STE-net side by side for ``cfg.steps`` steps and record both sides of the bound.
 
-    Returns numpy arrays (see :class:`PairTrace`). Runs in float64.
+    ``traced``: flat indices of weights whose trajectories to keep (default: ``cfg.n_traced``
+    weights on the most active pixels). Returns numpy arrays (see :class:`PairTrace`); float64.
     """
     q = make_quantizer(cfg.bits, problem.fan_in)
     q_est = make_estimator(cfg.sharpness, cfg.normalize)
@@ -432,7 +450,12 @@ def run_pair(cfg: PairConfig, problem: Problem) -> PairTrace:
         s_est = estimators.PWL()  # Appendix G: PWL on [w_min, w_max] for Adam
     else:
         s_est = estimators.mirror_partner(q_est, q)
-    traced = tuple(int(i) for i in _traced_indices(problem, cfg.n_traced))
+    n_weights = problem.fan_in * problem.num_classes
+    if traced is None:
+        traced = _traced_indices(problem, cfg.n_traced)
+    traced = tuple(int(i) for i in traced)
+    if not traced or min(traced) < 0 or max(traced) >= n_weights:
+        raise ValueError(f"traced indices must be non-empty and lie in [0, {n_weights}), got {traced!r}")
     batches = _batches(len(problem.y), cfg.batch_size, cfg.steps, cfg.seed)
     w_max = q.representable_range[1]
     # α and the constants are computed (and qatlib.mirror's checks cached) outside the trace.
@@ -448,11 +471,11 @@ def run_pair(cfg: PairConfig, problem: Problem) -> PairTrace:
             jnp.asarray(problem.y),
             jnp.asarray(batches),
             jnp.asarray(cfg.eta, jnp.float64),
+            jnp.asarray(traced, jnp.int32),
             cfg=dataclasses.replace(cfg, eta=1.0),  # η is traced: one compilation serves a sweep
             q=q,
             q_est=q_est,
             s_est=s_est,
-            traced=traced,
             alpha=alpha,
             consts=consts,
         )
@@ -466,7 +489,8 @@ def run_pair(cfg: PairConfig, problem: Problem) -> PairTrace:
         w_q=stack("w_q"),
         w_s=stack("w_s"),
         m_q=stack("m_q"),
-        **{k: records[k] for k in PairTrace._fields if k not in {"E_mean", "E_max", "agreement", "w_q", "w_s", "m_q"}},
+        traced=np.asarray(traced),
+        **{k: records[k] for k in PairTrace._fields if k not in {"E_mean", "E_max", "agreement", "w_q", "w_s", "m_q", "traced"}},
     )
     return trace
 
@@ -559,3 +583,18 @@ def boundary_crossings(weights: np.ndarray, quantizer: UniformQuantizer) -> np.n
     w = np.asarray(weights, np.float64)
     levels = np.asarray(quantizer(jnp.asarray(w)))
     return np.nonzero(levels[1:] != levels[:-1])[0]
+
+
+def mirror_candidate(trace: PairTrace) -> int:
+    """Flat index of the weight that best shows the mirror: among weights whose Q̂-net copy changed
+    bins and whose STE-net copy made every one of those changes at the same step, the one that
+    travelled farthest (|w_Q̂⁽ᵀ⁾ − w_Q̂⁽⁰⁾|); if no weight changed bins, the farthest traveller.
+
+    The choice looks only at Q̂-net's travel and at crossings, both recorded for every weight, so
+    it is not a search for the weight that happens to fit the story best in E.
+    """
+    travel = np.abs(np.asarray(trace.w_q_end) - np.asarray(trace.w_q_start))
+    crossed = np.asarray(trace.weight_crossings)
+    synced = (crossed >= 1) & (np.asarray(trace.weight_crossings_same) == crossed)
+    pool = np.nonzero(synced)[0] if synced.any() else np.arange(travel.size)
+    return int(pool[np.argmax(travel[pool])])

