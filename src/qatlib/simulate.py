@@ -442,6 +442,13 @@ def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = N
     ``traced``: flat indices of weights whose trajectories to keep (default: ``cfg.n_traced``
     weights on the most active pixels). Returns numpy arrays (see :class:`PairTrace`); float64.
     """
+    n_weights = problem.fan_in * problem.num_classes
+    if traced is None:
+        traced = _traced_indices(problem, cfg.n_traced)
+    traced = tuple(int(i) for i in traced)
+    if not traced or min(traced) < 0 or max(traced) >= n_weights:
+        raise ValueError(f"traced indices must be non-empty and lie in [0, {n_weights}), got {traced!r}")
+    batches = _batches(len(problem.y), cfg.batch_size, cfg.steps, cfg.seed)
     q = make_quantizer(cfg.bits, problem.fan_in)
     q_est = make_estimator(cfg.sharpness, cfg.normalize)
     if cfg.partner == "ste":
@@ -450,13 +457,6 @@ def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = N
         s_est = estimators.PWL()  # Appendix G: PWL on [w_min, w_max] for Adam
     else:
         s_est = estimators.mirror_partner(q_est, q)
-    n_weights = problem.fan_in * problem.num_classes
-    if traced is None:
-        traced = _traced_indices(problem, cfg.n_traced)
-    traced = tuple(int(i) for i in traced)
-    if not traced or min(traced) < 0 or max(traced) >= n_weights:
-        raise ValueError(f"traced indices must be non-empty and lie in [0, {n_weights}), got {traced!r}")
-    batches = _batches(len(problem.y), cfg.batch_size, cfg.steps, cfg.seed)
     w_max = q.representable_range[1]
     # α and the constants are computed (and qatlib.mirror's checks cached) outside the trace.
     alpha = 1.0 if cfg.optimizer == "adam" else float(qatlib.alpha(q, q_est))
