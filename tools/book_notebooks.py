@@ -90,7 +90,8 @@ the piecewise-linear estimator {cite:p}`hubara2016`, MAD {cite:p}`sakr2022`, HTG
 {glue:text}`sharpness` divided by the half-range, the reading of the paper's "5.5 times the maximum
 of the initialisation" that this book uses throughout. Shaded: beyond the representable range.
 
-Each title prints the learning-rate factor α of Eq. 4 — the harmonic mean of Q̂′ over a bin:
+Each title prints the learning-rate factor α of the paper's Eq. 4 — the harmonic mean of Q̂′ over
+a bin:
 
 $$
 \alpha := \frac{\Delta}{\int_{w_-}^{w_+} \frac{ds}{\hat Q'(s)}}, \qquad
@@ -123,7 +124,7 @@ alphas
 ```{glue:figure} fig_estimators
 :name: fig-estimators
 
-The estimators of the paper's Figure 1, drawn from `qatlib.estimators`, with α (Eq. 4) in each
+The estimators of the paper's Figure 1, drawn from `qatlib.estimators`, with α ({eq}`eq-alpha-m`) in each
 title. Top: Q (grey) and Q̂ (red); bottom: Q̂′. EDE is drawn at t = {glue:text}`ede_t` for the sign
 quantizer, where α := 1 by definition.
 ```
@@ -331,9 +332,12 @@ Assume 0 < L₋ ≤ Q̂′(w) for all w (5.2.1) and that Q̂′ is L′-Lipschit
 update rule {cite:p}`kingma2014` applied to a gradient history,
 
 $$
+\begin{aligned}
 E^{(t+1)} \le E^{(t)}
-+ \underbrace{\bigl|g^{(t)}(\nabla f_{\hat Q}^{(0)},\dots,\nabla f_{\hat Q}^{(t)},\eta) - g^{(t)}(\nabla f_{STE}^{(0)},\dots,\nabla f_{STE}^{(t)},\eta)\bigr|}_{\text{gradient error}}
-+ \underbrace{O(\eta^2)}_{\text{convexity error}} .
+&+ \underbrace{\bigl|g^{(t)}(\nabla f_{\hat Q}^{(0)},\dots,\nabla f_{\hat Q}^{(t)},\eta)
+ - g^{(t)}(\nabla f_{STE}^{(0)},\dots,\nabla f_{STE}^{(t)},\eta)\bigr|}_{\text{gradient error}} \\
+&+ \underbrace{O(\eta^2)}_{\text{convexity error}} .
+\end{aligned}
 $$ (eq-thm52)
 :::
 
@@ -349,9 +353,10 @@ Write one SGD step of each net and expand M by Taylor's theorem around w_Q̂⁽�
 $$
 \begin{aligned}
 E^{(t+1)} &= \bigl| M\bigl(w_{\hat Q}^{(t)} - \eta \nabla f_{\hat Q}^{(t)} \hat Q'(w_{\hat Q}^{(t)})\bigr) - \bigl(w_{STE}^{(t)} - \eta\alpha \nabla f_{STE}^{(t)}\bigr) \bigr| \\
-&= \bigl| M(w_{\hat Q}^{(t)}) - \eta \nabla f_{\hat Q}^{(t)} \hat Q'(w_{\hat Q}^{(t)}) M'(w_{\hat Q}^{(t)}) - w_{STE}^{(t)} + \eta\alpha \nabla f_{STE}^{(t)} + R \bigr| \\
-&= \bigl| M(w_{\hat Q}^{(t)}) - w_{STE}^{(t)} - \eta\alpha\bigl(\nabla f_{\hat Q}^{(t)} - \nabla f_{STE}^{(t)}\bigr) + R \bigr|
-\le E^{(t)} + \eta\alpha\bigl|\nabla f_{\hat Q}^{(t)} - \nabla f_{STE}^{(t)}\bigr| + |R| ,
+&= \bigl| M(w_{\hat Q}^{(t)}) - \eta \nabla f_{\hat Q}^{(t)} \hat Q'(w_{\hat Q}^{(t)}) M'(w_{\hat Q}^{(t)}) \\
+&\qquad - w_{STE}^{(t)} + \eta\alpha \nabla f_{STE}^{(t)} + R \bigr| \\
+&= \bigl| M(w_{\hat Q}^{(t)}) - w_{STE}^{(t)} - \eta\alpha\bigl(\nabla f_{\hat Q}^{(t)} - \nabla f_{STE}^{(t)}\bigr) + R \bigr| \\
+&\le E^{(t)} + \eta\alpha\bigl|\nabla f_{\hat Q}^{(t)} - \nabla f_{STE}^{(t)}\bigr| + |R| ,
 \end{aligned}
 $$ (eq-sketch)
 
@@ -586,7 +591,7 @@ fig = estimator_plots.scaling_figure(
 )
 glue("fig_scaling", fig, display=False)
 matplotlib.pyplot.close(fig)
-span = min(np.log10(r.etas.max() / r.etas.min()) for r in results.values())
+span = float(min(np.log10(r.etas.max() / r.etas.min()) for r in results.values()))
 glue("sweep_decades", span, display=False)
 glue("sweep_points", min(len(r.etas) for r in results.values()), display=False)
 glue("sweep_steps", cfg.sweep_steps, display=False)
@@ -598,8 +603,8 @@ glue("slope_c13", conv_slopes["SGD + momentum (C.1.3 term)"], display=False)
 glue("slope_adam_conv", conv_slopes["Adam (convexity error)"], display=False)
 glue("sweep_holds_min", 100 * min(s.holds for r in results.values() for s in r.summaries if s.checked), display=False)
 ebar_unadj = results["SGD, unadjusted (no M, no alpha)"].column("E_bar")
-glue("ebar_unadjusted_min", 100 * ebar_unadj.min(), display=False)
-glue("ebar_sgd_smallest", 100 * results["SGD"].column("E_bar")[0], display=False)
+glue("ebar_unadjusted_min", float(100 * ebar_unadj.min()), display=False)
+glue("ebar_sgd_smallest", float(100 * results["SGD"].column("E_bar")[0]), display=False)
 {name: dict(zip(r.etas.tolist(), r.column("E_bar").tolist())) for name, r in results.items()}
 """,
         "hide-input",
