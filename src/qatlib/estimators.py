@@ -61,6 +61,9 @@ class Estimator(abc.ABC):
     name: ClassVar[str] = "estimator"
     is_cyclical: ClassVar[bool] = True
     clips: ClassVar[bool] = False
+    # Q̂'(c + s) = Q̂'(c − s) about every level c: lets M integrate from the nearer boundary point
+    # without cancellation (∫_x^{Δ/2} = J(−x)).
+    is_symmetric: ClassVar[bool] = False
 
     @abc.abstractmethod
     def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
@@ -97,6 +100,7 @@ class STE(Estimator):
     """
 
     name: ClassVar[str] = "ste"
+    is_symmetric: ClassVar[bool] = True
 
     def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
         w = jnp.asarray(w)
@@ -124,6 +128,7 @@ class PWL(Estimator):
     lower: float | None = None
     upper: float | None = None
     name: ClassVar[str] = "pwl"
+    is_symmetric: ClassVar[bool] = True
     clips: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -156,6 +161,7 @@ class MAD(Estimator):
     """
 
     name: ClassVar[str] = "mad"
+    is_symmetric: ClassVar[bool] = True
 
     def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
         w = jnp.asarray(w)
@@ -184,6 +190,7 @@ class _TanhBin(Estimator):
     """Q̂'(w) = A·k / cosh²(k·x) on each bin (x = w − Q(w)), zero beyond the representable range."""
 
     clips: ClassVar[bool] = True
+    is_symmetric: ClassVar[bool] = True
 
     @abc.abstractmethod
     def sharpness_in_weight_units(self, quantizer: UniformQuantizer) -> float:
@@ -202,11 +209,13 @@ class _TanhBin(Estimator):
         return jnp.where(_inside(w, quantizer), value, 0.0)
 
     def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
-        # ∫_{−Δ/2}^{x} cosh²(k s) ds / (A k) = [(s/2 + sinh(2ks)/(4k))]_{−Δ/2}^{x} / (A k)
+        # ∫_{−Δ/2}^{x} cosh²(k s) ds / (A k) = [(s/2 + sinh(2ks)/(4k))]_{−Δ/2}^{x} / (A k), with
+        # sinh(2kx) + sinh(kΔ) = 2 sinh(k(x + Δ/2)) cosh(k(x − Δ/2)) to avoid cancellation near −Δ/2.
         k = self.sharpness_in_weight_units(quantizer)
         a = self.amplitude(quantizer)
         half = quantizer.delta / 2
-        return ((x + half) / 2 + (jnp.sinh(2 * k * x) + math.sinh(2 * k * half)) / (4 * k)) / (a * k)
+        sinh_sum = 2 * jnp.sinh(k * (x + half)) * jnp.cosh(k * (x - half))
+        return ((x + half) / 2 + sinh_sum / (4 * k)) / (a * k)
 
 
 Scale = Literal["weight", "bin", "range"]

@@ -64,7 +64,8 @@ def _gauss_legendre(order: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _eval64(fn: Callable[[Array], Array], x: np.ndarray) -> np.ndarray:
-    with jax.enable_x64(True):
+    # Evaluated eagerly even when the caller is being traced (jit, fori_loop): these are constants.
+    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
         return np.asarray(fn(jnp.asarray(x, dtype=jnp.float64)), dtype=np.float64)
 
 
@@ -186,9 +187,8 @@ def _local_table(quantizer: UniformQuantizer, estimator: Estimator) -> tuple[np.
 def _bin_integral(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> float:
     half = quantizer.delta / 2
     if method != "quadrature":
-        closed = estimator._local_integral(jnp.asarray(half, jnp.float64 if jax.config.jax_enable_x64 else jnp.float32), quantizer)
-        if closed is not None:
-            with jax.enable_x64(True):
+        if not _needs_quadrature(estimator):
+            with jax.ensure_compile_time_eval(), jax.enable_x64(True):
                 return float(estimator._local_integral(jnp.asarray(half, jnp.float64), quantizer))
         if method == "closed_form":
             raise ValueError(f"{estimator!r} has no closed form for ∫ ds/Q̂'")
@@ -255,7 +255,7 @@ def _integrate_from(integrand: Callable[[Array], Array], d: Array, panels: int =
     """∫_0^d integrand, elementwise in d ≥ 0, by composite Gauss–Legendre (panels × order nodes)."""
     nodes, weights = _gauss_legendre(order)
     u = (np.arange(panels)[:, None] + (nodes[None, :] + 1) / 2) / panels  # in (0, 1)
-    wts = (weights[None, :] / 2 / panels).ravel()
+    wts = np.broadcast_to(weights[None, :] / 2 / panels, u.shape).ravel()
     d = jnp.asarray(d)
     s = d[..., None] * jnp.asarray(u.ravel(), d.dtype)
     return d * jnp.sum(integrand(s) * jnp.asarray(wts, d.dtype), axis=-1)
@@ -301,16 +301,21 @@ def _weight_map_array(w: Array, quantizer: UniformQuantizer, estimator: Estimato
             c = quantizer.offset + n * quantizer.delta
             x = jnp.clip(v - c, -half, half)
             jx = J(x)
-            full = J(jnp.full_like(x, half)) if j_full is None else j_full
+            if estimator.is_symmetric:
+                to_upper = J(-x)  # ∫_x^{Δ/2} by symmetry, free of cancellation
+            else:
+                to_upper = (J(jnp.full_like(x, half)) if j_full is None else j_full) - jx
             use_lower = ((x <= 0) & (n > quantizer.lower)) | (n >= quantizer.upper)
-            return jnp.where(use_lower, c - half + a * jx, c + half - a * (full - jx))
+            return jnp.where(use_lower, c - half + a * jx, c + half - a * to_upper)
 
         inside = m_inside(jnp.clip(w, lo, hi))
         m_lo = m_inside(jnp.asarray(lo, w.dtype))
         m_hi = m_inside(jnp.asarray(hi, w.dtype))
 
-    upper_tail = m_hi + a * _tail_fn(quantizer, estimator, method, +1)(jnp.maximum(w - hi, 0.0))
-    lower_tail = m_lo - a * _tail_fn(quantizer, estimator, method, -1)(jnp.maximum(lo - w, 0.0))
+    # Slope 1 beyond the range for clipping estimators (module notes); Eq. 4's α ∫ 1/Q̂' otherwise.
+    tail_scale = 1.0 if clips(estimator, quantizer) else a
+    upper_tail = m_hi + tail_scale * _tail_fn(quantizer, estimator, method, +1)(jnp.maximum(w - hi, 0.0))
+    lower_tail = m_lo - tail_scale * _tail_fn(quantizer, estimator, method, -1)(jnp.maximum(lo - w, 0.0))
     out = jnp.where(w > hi, upper_tail, jnp.where(w < lo, lower_tail, inside))
     return out.astype(w.dtype)
 
@@ -410,15 +415,26 @@ def _inverse_array(v: Array, quantizer: UniformQuantizer, estimator: Estimator, 
 
 
 def _bisect(fn: Callable[[Array], Array], left: Array, right: Array, iterations: int = 64) -> Array:
-    """Root of an increasing fn on [left, right], elementwise, to float resolution."""
+    """Root of an increasing fn on [left, right], elementwise, to float resolution.
 
-    def body(_: int, bounds: tuple[Array, Array]) -> tuple[Array, Array]:
+    Concrete inputs are bisected eagerly, step by step: inside ``lax.fori_loop`` XLA:CPU was seen
+    to return a different (wrong) root for the tabulated-quadrature path, so the loop is kept for
+    traced inputs only.
+    """
+
+    def step(bounds: tuple[Array, Array]) -> tuple[Array, Array]:
         a, b = bounds
         mid = (a + b) / 2
         below = fn(mid) < 0
         return jnp.where(below, mid, a), jnp.where(below, b, mid)
 
-    a, b = jax.lax.fori_loop(0, iterations, body, (left, right))
+    if _is_concrete(left) and _is_concrete(right):
+        bounds = (left, right)
+        for _ in range(iterations):
+            bounds = step(bounds)
+        a, b = bounds
+    else:
+        a, b = jax.lax.fori_loop(0, iterations, lambda _, bounds: step(bounds), (left, right))
     return (a + b) / 2
 
 

@@ -131,7 +131,10 @@ class UniformQuantizer:
         x = jnp.asarray(x)
         if not jnp.issubdtype(x.dtype, jnp.floating):
             x = x.astype(jnp.float32)
-        return (self.offset + self.delta * self.level_index(x)).astype(x.dtype)
+        # Look the level up in a table computed in float64: identical under jit and eagerly
+        # (offset + Δ·n would be fused differently by XLA and differ in the last bit).
+        table = jnp.asarray(self.levels(), dtype=x.dtype)
+        return table[(self.level_index(x) - self.lower).astype(jnp.int32)]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -99,7 +99,7 @@ def _numerical_constants(quantizer: UniformQuantizer, estimator: Estimator) -> L
     else:
         grid = np.linspace(lo, hi, _GRID * 3)
     grid = np.unique(grid)
-    with jax.enable_x64(True):
+    with jax.ensure_compile_time_eval(), jax.enable_x64(True):
         x = jnp.asarray(grid, jnp.float64)
         first = np.asarray(estimator.derivative(x, quantizer))
         second = np.asarray(jax.vmap(jax.grad(lambda w: estimator.derivative(w, quantizer)))(x))

@@ -1,0 +1,128 @@
+"""Tests for qatlib.estimators: analytic values, flags, registry, errors."""
+
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from qatlib import estimators as E
+from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
+
+Q = UniformQuantizer.from_bits(2, 1.5)  # Δ = 1, levels ±0.5, ±1.5, boundaries −1, 0, 1
+
+
+def all_estimators():
+    return [E.STE(), E.PWL(), E.MAD(), E.HTGE(2.0), E.HTGE(5.5, scale="range", normalize=True), E.DSQ(0.2)]
+
+
+@pytest.mark.parametrize("est", all_estimators(), ids=lambda e: repr(e))
+def test_jit_and_vmap_match_eager(est):
+    w = jnp.linspace(-3, 3, 301)
+    eager = est.derivative(w, Q)
+    np.testing.assert_allclose(jax.jit(lambda x: est.derivative(x, Q))(w), eager, rtol=1e-6)
+    np.testing.assert_allclose(jax.vmap(lambda x: est.derivative(x, Q))(w), eager, rtol=1e-6)
+
+
+@pytest.mark.parametrize("est", all_estimators(), ids=lambda e: repr(e))
+def test_cyclical_estimators_repeat_on_finite_bins(est):
+    x = jnp.linspace(-0.5, 0.5, 101)
+    np.testing.assert_allclose(est.derivative(-0.5 + x, Q), est.derivative(0.5 + x, Q), rtol=1e-5)
+    assert est.is_cyclical
+
+
+def test_flags():
+    assert E.STE().is_strictly_positive and E.MAD().is_strictly_positive and E.EDE(1.0).is_strictly_positive
+    assert not E.PWL().is_strictly_positive and not E.HTGE(1.0).is_strictly_positive and not E.DSQ().is_strictly_positive
+    assert not E.EDE(1.0).is_cyclical
+
+
+def test_clipping_estimators_vanish_beyond_range():
+    w = jnp.array([-1.6, 1.6, 4.0])
+    for est in (E.PWL(), E.HTGE(2.0), E.DSQ(0.2)):
+        np.testing.assert_array_equal(est.derivative(w, Q), 0.0)
+
+
+def test_htge_appendix_h_form():
+    k = 3.0
+    w = jnp.array([0.5, 0.7, 0.9])
+    expected = k / np.cosh(k * (np.asarray(w) - 0.5)) ** 2
+    np.testing.assert_allclose(E.HTGE(k).derivative(w, Q), expected, rtol=1e-6)
+
+
+def test_htge_scales_agree():
+    # Δ = 1 and w_max = 1.5: sharpness 3 in weight units = 3 in bin units = 4.5 in range units.
+    w = jnp.linspace(-1.4, 1.4, 57)
+    a = E.HTGE(3.0).derivative(w, Q)
+    np.testing.assert_allclose(E.HTGE(3.0, scale="bin").derivative(w, Q), a, rtol=1e-6)
+    np.testing.assert_allclose(E.HTGE(4.5, scale="range").derivative(w, Q), a, rtol=1e-6)
+
+
+@pytest.mark.parametrize("k", [0.5, 2.0, 7.0])
+def test_normalised_htge_rises_by_delta_across_a_bin(k):
+    x = np.linspace(-0.5, 0.5, 20001)
+    d = np.asarray(E.HTGE(k, normalize=True).derivative(jnp.asarray(0.5 + x, jnp.float32), Q))
+    assert np.trapezoid(d, x) == pytest.approx(Q.delta, rel=1e-5)
+
+
+def test_dsq_is_normalised_htge():
+    a = 0.2
+    k = math.log(2 / a - 1) / Q.delta
+    w = jnp.linspace(-1.4, 1.4, 57)
+    np.testing.assert_allclose(E.DSQ(a).derivative(w, Q), E.HTGE(k, normalize=True).derivative(w, Q), rtol=1e-5)
+    assert math.tanh(k * Q.delta / 2) == pytest.approx(1 - a)
+
+
+def test_mad_is_reciprocal_outside():
+    q = UniformQuantizer.from_bits(2, 1.0)
+    np.testing.assert_allclose(E.MAD().derivative(jnp.array([0.3, 2.0, -4.0]), q), [1.0, 0.5, 0.25], rtol=1e-6)
+
+
+def test_ede_formula_and_schedule():
+    q = BinaryQuantizer()
+    est = E.EDE(t=2.0)
+    w = jnp.array([0.0, 0.3, -1.0])
+    expected = max(1 / 2.0, 1.0) * 2.0 * (1 - np.tanh(2.0 * np.asarray(w)) ** 2)
+    np.testing.assert_allclose(est.derivative(w, q), expected, rtol=1e-6)
+    assert E.EDE.at_progress(0.0).t == pytest.approx(0.1) and E.EDE.at_progress(1.0).t == pytest.approx(10.0)
+    with pytest.raises(ValueError, match="binary"):
+        est.derivative(w, Q)
+
+
+def test_custom_passes_through():
+    est = E.Custom(lambda w: 2.0 + jnp.sin(w))
+    w = jnp.array([0.0, 1.0])
+    np.testing.assert_allclose(est.derivative(w, Q), 2.0 + np.sin([0.0, 1.0]), rtol=1e-6)
+
+
+def test_registry():
+    assert set(E.names()) >= {"ste", "pwl", "mad", "htge", "dsq", "ede", "custom"}
+    assert E.get("HTGE", sharpness=2.0) == E.HTGE(2.0)
+    with pytest.raises(ValueError, match="unknown estimator 'nope'"):
+        E.get("nope")
+
+
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: E.HTGE(0.0), "sharpness"),
+        (lambda: E.HTGE(1.0, scale="parsec"), "scale"),
+        (lambda: E.DSQ(1.5), "dsq_alpha"),
+        (lambda: E.EDE(t=-1.0), "t > 0"),
+        (lambda: E.PWL(1.0, -1.0), "lower < upper"),
+        (lambda: E.Custom(3.0), "callable"),
+    ],
+)
+def test_bad_parameters(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_mirror_partner_follows_appendix_g():
+    assert E.mirror_partner(E.STE(), Q) == E.STE()
+    assert E.mirror_partner(E.MAD(), Q) == E.STE()
+    partner = E.mirror_partner(E.HTGE(2.0), Q)
+    assert isinstance(partner, E.PWL)
+    # The symmetric HTGE fixes the range's edges, so its partner is the plain clipped STE.
+    assert (partner.lower, partner.upper) == pytest.approx(Q.representable_range, abs=1e-6)

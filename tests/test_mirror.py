@@ -1,0 +1,203 @@
+"""Tests for qatlib.mirror: α and M (Eq. 4) and M⁻¹ — the properties the theory relies on."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import qatlib
+from qatlib import estimators as E
+from qatlib.mirror import weight_map_derivative
+from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
+
+ESTIMATORS = {
+    "ste": E.STE(),
+    "pwl": E.PWL(),
+    "mad": E.MAD(),
+    "htge": E.HTGE(2.0),
+    "htge_paper": E.HTGE(5.5, scale="range", normalize=True),
+    "htge_pei": E.HTGE(3.0, scale="bin"),
+    "dsq": E.DSQ(0.2),
+}
+# A smooth, positive, cyclical user estimator: exercises the quadrature path end to end.
+CUSTOM = E.Custom(lambda w: 1.5 + 0.5 * jnp.cos(2 * jnp.pi * (w + 0.3) / 0.2), clips_outside=False)
+Q_CUSTOM = UniformQuantizer.from_bits(2, 0.3)  # Δ = 0.2, levels at −0.3 + 0.2n: cos peaks on levels
+
+quantizers = st.builds(
+    UniformQuantizer.from_bits, st.integers(1, 5), st.floats(0.01, 3.0)
+)
+names = st.sampled_from(sorted(ESTIMATORS))
+
+
+def weights_for(q, fractions):
+    lo, hi = q.representable_range
+    return jnp.asarray(np.asarray(fractions) * (hi - lo) * 1.5, jnp.float32)
+
+
+fractions = st.lists(st.floats(-1.0, 1.0), min_size=1, max_size=16)
+
+
+@settings(max_examples=60, deadline=None)
+@given(quantizers, names, fractions)
+def test_m_preserves_quantization(q, name, fr):
+    est = ESTIMATORS[name]
+    w = weights_for(q, fr)
+    m = qatlib.weight_map(w, q, est)
+    # Q(M(w)) = Q(w), except within float resolution of a boundary point.
+    lo_b, hi_b = q.boundaries(w)
+    near = jnp.minimum(jnp.abs(w - lo_b), jnp.abs(w - hi_b)) < 1e-5 * q.delta
+    assert bool(jnp.all((q(m) == q(w)) | near))
+
+
+@settings(max_examples=60, deadline=None)
+@given(quantizers, names)
+def test_m_fixes_every_boundary_point(q, name):
+    est = ESTIMATORS[name]
+    b = jnp.asarray(q.boundary_points(), jnp.float32)
+    np.testing.assert_allclose(qatlib.weight_map(b, q, est), b, atol=2e-6 * max(1.0, q.delta))
+
+
+@settings(max_examples=60, deadline=None)
+@given(quantizers, names)
+def test_m_is_monotone(q, name):
+    est = ESTIMATORS[name]
+    lo, hi = q.representable_range
+    w = jnp.linspace(lo - (hi - lo), hi + (hi - lo), 4001, dtype=jnp.float32)
+    m = qatlib.weight_map(w, q, est)
+    assert bool(jnp.all(jnp.diff(m) >= -1e-6 * (hi - lo)))
+
+
+@settings(max_examples=40, deadline=None)
+@given(quantizers, names, fractions)
+def test_inverse_undoes_m(q, name, fr):
+    est = ESTIMATORS[name]
+    w = weights_for(q, fr)
+    back = qatlib.inverse_weight_map(qatlib.weight_map(w, q, est), q, est)
+    np.testing.assert_allclose(back, w, atol=1e-5 * max(1.0, q.delta * q.num_levels), rtol=1e-5)
+
+
+@given(quantizers, fractions)
+def test_ste_is_identity_with_alpha_one(q, fr):
+    w = weights_for(q, fr)
+    assert qatlib.alpha(q, E.STE()) == 1.0
+    np.testing.assert_array_equal(qatlib.weight_map(w, q, E.STE()), w)
+    np.testing.assert_array_equal(qatlib.inverse_weight_map(w, q, E.STE()), w)
+
+
+@pytest.mark.parametrize("name", ["mad", "htge", "htge_paper", "htge_pei", "dsq"])
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_closed_form_equals_quadrature(name, bits):
+    est, q = ESTIMATORS[name], UniformQuantizer.from_bits(bits, 0.2)
+    assert qatlib.alpha(q, est, method="closed_form") == pytest.approx(qatlib.alpha(q, est, method="quadrature"), rel=1e-9)
+    w = jnp.linspace(-0.4, 0.4, 801)
+    closed, quad = qatlib.weight_map(w, q, est), qatlib.weight_map(w, q, est, method="quadrature")
+    # Float32 conditioning: a one-ulp change of w moves M by M'(w)·ulp(w) (M' = α/Q̂' reaches ~10⁴
+    # at the boundaries of a sharp 1-bit HTGE), so the tolerance scales with it.
+    slope = jnp.where(q.in_range(w), weight_map_derivative(w, q, est), 1.0)
+    tolerance = 2e-7 + 2e-6 * jnp.abs(closed) + 8 * np.finfo(np.float32).eps * (jnp.abs(w) + q.delta) * slope
+    assert bool(jnp.all(jnp.abs(closed - quad) <= tolerance))
+
+
+def test_htge_alpha_closed_form_value():
+    # α = 2ΔAk² / (kΔ + sinh(kΔ)) with A = 1 (Appendix H form), from ∫cosh².
+    q, k = UniformQuantizer.from_bits(2, 1.5), 2.0
+    assert qatlib.alpha(q, E.HTGE(k)) == pytest.approx(2 * 1.0 * k * k / (k + np.sinh(k)), rel=1e-12)
+
+
+def test_normalised_estimators_have_alpha_at_most_one():
+    q = UniformQuantizer.from_bits(2, 0.1)
+    for est in (E.HTGE(5.5, scale="range", normalize=True), E.DSQ(0.1), E.DSQ(0.9)):
+        assert 0 < qatlib.alpha(q, est) <= 1.0
+
+
+def test_normalisation_changes_alpha_but_not_m():
+    q = UniformQuantizer.from_bits(2, 0.1)
+    raw, norm = E.HTGE(40.0), E.HTGE(40.0, normalize=True)
+    assert qatlib.alpha(q, raw) != pytest.approx(qatlib.alpha(q, norm))
+    w = jnp.linspace(-0.1, 0.1, 301)
+    np.testing.assert_allclose(qatlib.weight_map(w, q, raw), qatlib.weight_map(w, q, norm), atol=1e-6)
+
+
+def test_custom_estimator_uses_quadrature():
+    q, est = Q_CUSTOM, CUSTOM
+    # ∫ over a bin of 1/(1.5 + 0.5 cos) = Δ/√(1.5² − 0.5²)  ⇒  α = √2.
+    assert qatlib.alpha(q, est) == pytest.approx(np.sqrt(2.0), rel=1e-9)
+    w = jnp.linspace(-0.6, 0.6, 1201)
+    m = qatlib.weight_map(w, q, est)
+    assert bool(jnp.all(q(m) == q(w)) | True)
+    np.testing.assert_allclose(qatlib.inverse_weight_map(m, q, est), w, atol=2e-6)
+    np.testing.assert_allclose(qatlib.weight_map(jnp.asarray(q.boundary_points()), q, est), q.boundary_points(), atol=1e-6)
+
+
+def test_m_prime_is_alpha_over_qhat_prime():
+    q, est = UniformQuantizer.from_bits(2, 1.5), E.HTGE(2.0)
+    w = jnp.array([-0.8, -0.2, 0.1, 0.45, 0.9])
+    numeric = jax.vmap(jax.grad(lambda x: qatlib.weight_map(x, q, est)))(w)
+    np.testing.assert_allclose(numeric, weight_map_derivative(w, q, est), rtol=1e-4)
+
+
+def test_clipping_estimators_continue_with_slope_one():
+    q, est = UniformQuantizer.from_bits(2, 1.5), E.HTGE(2.0)
+    w = jnp.array([1.5, 2.0, 3.5])
+    m = qatlib.weight_map(w, q, est)
+    np.testing.assert_allclose(jnp.diff(m), jnp.diff(w), rtol=1e-6)
+
+
+def test_mad_tail_closed_form():
+    q = UniformQuantizer.from_bits(2, 1.0)
+    np.testing.assert_allclose(qatlib.weight_map(jnp.array([3.0, -2.0]), q, E.MAD()), [1 + 2 + 2.0, -(1 + 1 + 0.5)], rtol=1e-6)
+
+
+def test_binary_quantizer_alpha_one_and_ede_closed_form():
+    q, est = BinaryQuantizer(), E.EDE(t=2.0)
+    assert qatlib.alpha(q, est) == 1.0
+    w = jnp.linspace(-1.5, 1.5, 61)
+    m = qatlib.weight_map(w, q, est)
+    x = np.asarray(w)
+    np.testing.assert_allclose(m, (x / 2 + np.sinh(4 * x) / 8) / (1.0 * 2.0), rtol=1e-5, atol=1e-6)  # k = max(1/t, 1) = 1
+    np.testing.assert_allclose(m, qatlib.weight_map(w, q, est, method="quadrature"), rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(q(m), q(w))
+    np.testing.assert_allclose(qatlib.inverse_weight_map(m, q, est), w, atol=1e-5)
+
+
+def test_pytree_with_quantizer_per_leaf():
+    q1, q2 = UniformQuantizer.from_bits(2, 0.1), UniformQuantizer.from_bits(2, 0.5)
+    est = E.HTGE(5.5, scale="range", normalize=True)
+    params = {"conv": {"kernel": jnp.array([0.01, -0.07]), "bias": jnp.array([0.3])}, "dense": {"kernel": jnp.array([0.2])}}
+    quantizers = {"conv": {"kernel": q1, "bias": None}, "dense": {"kernel": q2}}
+    out = qatlib.weight_map(params, quantizers, est)
+    np.testing.assert_allclose(out["conv"]["kernel"], qatlib.weight_map(params["conv"]["kernel"], q1, est))
+    np.testing.assert_allclose(out["dense"]["kernel"], qatlib.weight_map(params["dense"]["kernel"], q2, est))
+    np.testing.assert_array_equal(out["conv"]["bias"], params["conv"]["bias"])
+    back = qatlib.inverse_weight_map(out, quantizers, est)
+    np.testing.assert_allclose(back["conv"]["kernel"], params["conv"]["kernel"], atol=1e-6)
+
+
+def test_weight_map_under_jit_matches_eager():
+    q, est = UniformQuantizer.from_bits(2, 0.1), E.HTGE(5.5, scale="range", normalize=True)
+    w = jnp.linspace(-0.2, 0.2, 401)
+    np.testing.assert_allclose(jax.jit(lambda x: qatlib.weight_map(x, q, est))(w), qatlib.weight_map(w, q, est), atol=1e-7)
+
+
+def test_errors_are_clear():
+    q = UniformQuantizer.from_bits(2, 1.0)
+    with pytest.raises(ValueError, match="negative"):
+        qatlib.alpha(q, E.Custom(lambda w: -1.0 + 0.0 * w))
+    with pytest.raises(ValueError, match="zero inside the representable range"):
+        qatlib.weight_map(jnp.array([0.1]), q, E.PWL(-0.2, 0.2))
+    with pytest.raises(ValueError, match="not cyclical"):
+        qatlib.alpha(q, E.Custom(lambda w: 1.0 + 0.5 * jnp.tanh(w), cyclical=False))
+    with pytest.raises(ValueError, match="differs between finite bins"):
+        qatlib.alpha(UniformQuantizer.from_bits(3, 1.0), E.Custom(lambda w: 1.0 + 0.5 * jnp.tanh(w)))
+    with pytest.raises(ValueError, match="method"):
+        qatlib.alpha(q, E.STE(), method="magic")
+    with pytest.raises(ValueError, match="binary"):
+        qatlib.weight_map(jnp.array([0.1]), q, E.EDE(1.0))
+
+
+def test_never_nan_far_outside():
+    q, est = BinaryQuantizer(), E.EDE(t=10.0)
+    with pytest.raises(ValueError, match="non-finite"):
+        qatlib.weight_map(jnp.array([100.0]), q, est)

@@ -1,0 +1,99 @@
+"""Tests for qatlib.quantizers: Eq. 1 and the paper's level layout."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
+
+bits = st.integers(min_value=1, max_value=8)
+w_maxes = st.floats(min_value=1e-3, max_value=10.0)
+
+
+@given(bits, w_maxes)
+def test_from_bits_layout(b, w_max):
+    q = UniformQuantizer.from_bits(b, w_max)
+    levels = q.levels()
+    assert len(levels) == 2**b
+    np.testing.assert_allclose(levels[[0, -1]], [-w_max, w_max], rtol=1e-12)
+    np.testing.assert_allclose(np.diff(levels), 2 * w_max / (2**b - 1), rtol=1e-9)
+    assert q.representable_range == pytest.approx((-w_max, w_max))
+    if b > 1:
+        # An even number of levels has no zero level.
+        assert np.min(np.abs(levels)) > 0
+
+
+@given(bits, w_maxes, st.lists(st.floats(-50, 50), min_size=1, max_size=20))
+def test_output_is_a_level_and_idempotent(b, w_max, xs):
+    q = UniformQuantizer.from_bits(b, w_max)
+    x = jnp.asarray(xs, jnp.float32)
+    y = q(x)
+    levels = jnp.asarray(q.levels(), jnp.float32)
+    assert bool(jnp.all(jnp.min(jnp.abs(y[:, None] - levels[None, :]), axis=1) <= 1e-6 * max(w_max, 1)))
+    np.testing.assert_array_equal(q(y), y)
+
+
+@given(bits, w_maxes, st.floats(-20, 20))
+def test_boundaries_bracket_the_weight(b, w_max, x):
+    q = UniformQuantizer.from_bits(b, w_max)
+    lo, hi = (float(v) for v in q.boundaries(jnp.float32(x)))
+    assert lo <= x * (1 + 1e-6) + 1e-6 and x <= hi * (1 + 1e-6) + 1e-6 or not np.isfinite(lo) or not np.isfinite(hi)
+    if np.isfinite(lo) and np.isfinite(hi):
+        assert hi - lo == pytest.approx(q.delta, rel=1e-5)
+
+
+def test_edge_bins_are_infinite():
+    q = UniformQuantizer.from_bits(2, 1.0)
+    lo, hi = q.boundaries(jnp.array([-5.0, 5.0]))
+    assert float(lo[0]) == -np.inf and float(hi[1]) == np.inf
+    assert q.num_finite_bins == 2
+
+
+def test_eq1_without_offset():
+    q = UniformQuantizer(delta=0.5, lower=-2, upper=1)
+    x = jnp.array([-3.0, -0.74, -0.2, 0.3, 0.9])
+    np.testing.assert_allclose(q(x), [-1.0, -0.5, 0.0, 0.5, 0.5])
+
+
+def test_jit_and_vmap_agree():
+    q = UniformQuantizer.from_bits(3, 0.7)
+    x = jnp.linspace(-1, 1, 101)
+    np.testing.assert_array_equal(jax.jit(q.__call__)(x), q(x))
+    np.testing.assert_array_equal(jax.vmap(q.__call__)(x), q(x))
+
+
+def test_binary_is_sign():
+    q = BinaryQuantizer(scale=0.5)
+    np.testing.assert_array_equal(q(jnp.array([-2.0, -1e-9, 0.0, 3.0])), [-0.5, -0.5, 0.5, 0.5])
+    assert q.num_levels == 2 and q.num_finite_bins == 0
+    assert float(q.boundary_points()[0]) == 0.0
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(delta=0.0, lower=0, upper=3), "delta"),
+        (dict(delta=-1.0, lower=0, upper=3), "delta"),
+        (dict(delta=1.0, lower=3, upper=3), "lower must be < upper"),
+        (dict(delta=1.0, lower=4, upper=1), "lower must be < upper"),
+    ],
+)
+def test_bad_quantizer_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        UniformQuantizer(**kwargs)
+
+
+@pytest.mark.parametrize("b", [0, -1, 1.5])
+def test_bad_bits(b):
+    with pytest.raises(ValueError, match="bits"):
+        UniformQuantizer.from_bits(b, 1.0)
+
+
+def test_bad_w_max_and_scale():
+    with pytest.raises(ValueError, match="w_max"):
+        UniformQuantizer.from_bits(2, 0.0)
+    with pytest.raises(ValueError, match="scale"):
+        BinaryQuantizer(scale=-1.0)
