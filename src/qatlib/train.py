@@ -48,6 +48,7 @@ convolutions are im2col matmuls). It also lets nets with different estimators an
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, NamedTuple
@@ -235,7 +236,8 @@ class TrainResult(NamedTuple):
     states: dict[str, TrainState]
     logs: dict[str, np.ndarray]
     observations: PyTree | None
-    seconds: float
+    seconds: float  # wall time of all steps, compilation (the first step) included
+    first_step_seconds: float  # wall time of the first step (mostly compilation)
 
 
 def train_lockstep(
@@ -280,6 +282,7 @@ def train_lockstep(
     iterator: Iterator[Batch] = iter(batches)
     losses, accuracies, observations = [], [], []
     start = time.perf_counter()
+    first_step_seconds = 0.0
     bar = tqdm(range(1, steps + 1), desc=description, disable=not progress, mininterval=1.0)
     for step in bar:
         try:
@@ -289,6 +292,9 @@ def train_lockstep(
         if data_parallel is not None:
             batch = data_parallel.shard_batch(batch)
         states, logs, observation = step_fn(states, batch)
+        if step == 1:
+            jax.block_until_ready(states)
+            first_step_seconds = time.perf_counter() - start
         losses.append(logs["loss"])
         accuracies.append(logs["accuracy"])
         if observe is not None:
@@ -305,16 +311,22 @@ def train_lockstep(
     stacked_observations = None
     if observe is not None and observations:
         stacked_observations = jax.tree.map(lambda *rows: np.stack(rows), *jax.device_get(observations))
-    return TrainResult(dict(zip(names, states, strict=True)), stacked_logs, stacked_observations, seconds)
+    return TrainResult(
+        dict(zip(names, states, strict=True)), stacked_logs, stacked_observations, seconds, first_step_seconds
+    )
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _eval_logits(model: nn.Module, params: PyTree, batch_stats: PyTree | None, images: jax.Array) -> jax.Array:
+    return _apply(Net("eval", model, optax.identity()), params, batch_stats, images, train=False)[0]
 
 
 def predict_logits(net: Net, state: TrainState, images: np.ndarray | jax.Array, batch_size: int = 1000) -> np.ndarray:
     """Eval-mode logits of ``net`` over ``images``, computed in batches of ``batch_size``."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    apply = jax.jit(lambda params, stats, x: _apply(net, params, stats, x, train=False)[0])
     outputs = [
-        np.asarray(apply(state.params, state.batch_stats, images[start : start + batch_size]))
+        np.asarray(_eval_logits(net.model, state.params, state.batch_stats, images[start : start + batch_size]))
         for start in range(0, len(images), batch_size)
     ]
     return np.concatenate(outputs, axis=0) if outputs else np.zeros((0,))

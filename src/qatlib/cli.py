@@ -1,0 +1,148 @@
+"""Command line: run a chapter's notebook at a preset, producing an executed notebook and its results.
+
+    python -m qatlib run mnist --preset quick|default|paper|paper_subset [-p NAME VALUE ...]
+
+The chapter notebook is executed with papermill (its ``parameters`` cell receives ``preset`` and
+every ``-p``) into ``runs/<chapter>/<preset>/<chapter>.ipynb`` (or ``--output``); the notebook
+itself writes ``results/<chapter>/<preset>/metrics.json``. Every ``-p`` name must be a field of the
+chapter's preset config and its value must convert to the field's type: both are checked *before*
+anything runs, so a typo fails at once.
+
+Chapters are a registry: adding one is one line in :data:`CHAPTERS`.
+
+>>> parse_args(["run", "mnist", "--preset", "quick", "-p", "steps", "5"]).parameters
+[['steps', '5']]
+>>> sorted(CHAPTERS)[:1]
+['mnist']
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from qatlib import presets as presets_lib
+from qatlib import results
+
+__all__ = ["Chapter", "CHAPTERS", "parse_args", "check_parameters", "run_chapter", "main"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Chapter:
+    """A chapter notebook (path relative to the repository root) and its preset registry."""
+
+    notebook: str
+    presets: str  # "module:attribute" of the {name: config} registry
+
+    def registry(self) -> dict[str, Any]:
+        module, _, attribute = self.presets.partition(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+CHAPTERS: dict[str, Chapter] = {
+    "mnist": Chapter("book/mnist.ipynb", "qatlib.presets.mnist:PRESETS"),
+}
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse ``run <chapter> --preset NAME [-p NAME VALUE ...] [--output PATH]``."""
+    parser = argparse.ArgumentParser(prog="python -m qatlib", description=__doc__.split("\n\n")[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    run = commands.add_parser("run", help="execute a chapter notebook at a preset")
+    run.add_argument("chapter", help=f"one of {sorted(CHAPTERS)}")
+    run.add_argument("--preset", default=None, help="preset name (default: $QATLIB_PRESET or 'default')")
+    run.add_argument(
+        "-p", "--parameter", dest="parameters", nargs=2, action="append", default=[], metavar=("NAME", "VALUE"),
+        help="override one field of the preset's config (repeatable)",
+    )
+    run.add_argument("--output", default=None, help="executed notebook path (default runs/<chapter>/<preset>/)")
+    run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
+    run.add_argument("--no-progress", action="store_true", help="do not show papermill's cell progress bar")
+    return parser.parse_args(argv)
+
+
+def repository_root() -> Path:
+    """The checkout holding ``pyproject.toml`` and ``book/`` (from the working directory, else this file)."""
+    for start in (Path.cwd().resolve(), Path(__file__).resolve().parent):
+        for folder in (start, *start.parents):
+            if (folder / "pyproject.toml").is_file() and (folder / "book").is_dir():
+                return folder
+    raise FileNotFoundError("cannot find the qatlib repository (pyproject.toml and book/) above the working directory")
+
+
+def check_parameters(chapter: str, preset: str | None, parameters: Sequence[Sequence[str]]) -> tuple[str, dict[str, Any]]:
+    """Resolve the chapter's config now (unknown chapter, preset, name or bad value -> ValueError).
+
+    Returns the preset name and the overrides converted to their fields' types.
+    """
+    if chapter not in CHAPTERS:
+        raise ValueError(f"unknown chapter {chapter!r}; choose one of {sorted(CHAPTERS)}")
+    overrides: dict[str, Any] = {}
+    for name, value in parameters:
+        if name == "preset":
+            raise ValueError("give the preset with --preset, not -p preset")
+        if name in overrides:
+            raise ValueError(f"parameter {name!r} given twice")
+        overrides[name] = value
+    name = presets_lib.choose_preset(preset)
+    config = presets_lib.resolve(CHAPTERS[chapter].registry(), name, overrides)
+    converted = {key: results.to_jsonable(getattr(config, key)) for key in overrides}
+    return name, converted
+
+
+def run_chapter(
+    chapter: str,
+    preset: str | None,
+    parameters: Sequence[Sequence[str]] = (),
+    *,
+    output: str | None = None,
+    kernel: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Check the parameters, then execute the chapter notebook with papermill; returns the output path."""
+    name, converted = check_parameters(chapter, preset, parameters)
+    root = repository_root()
+    notebook = root / CHAPTERS[chapter].notebook
+    if not notebook.is_file():
+        raise FileNotFoundError(f"chapter notebook {notebook} is missing")
+    target = Path(output) if output else root / "runs" / chapter / name / notebook.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    import papermill
+
+    papermill.execute_notebook(
+        str(notebook),
+        str(target),
+        parameters={"preset": name, **converted},
+        cwd=str(notebook.parent),
+        kernel_name=kernel,
+        progress_bar=progress,
+    )
+    return target
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m qatlib``; returns the process exit status."""
+    args = parse_args(argv)
+    if args.command == "run":
+        try:
+            name, _ = check_parameters(args.chapter, args.preset, args.parameters)
+        except ValueError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        start = time.perf_counter()
+        target = run_chapter(
+            args.chapter, name, args.parameters, output=args.output, kernel=args.kernel, progress=not args.no_progress
+        )
+        print(f"executed notebook: {target} ({time.perf_counter() - start:.0f} s)")
+        metrics_file = results.metrics_path(args.chapter, name)
+        if metrics_file.is_file():
+            print(f"metrics: {metrics_file}")
+        return 0
+    return 2  # pragma: no cover - argparse rejects other commands
+

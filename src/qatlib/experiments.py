@@ -1,0 +1,335 @@
+"""The paper's comparison experiments (Section 6.1, Tables 1-5), exactly as the paper defines them.
+
+Q-hat is the HTGE of Pei et al. (2023), read as a sharpness of 5.5 / w_max in weight units per
+layer (w_max = the half-length of the layer's representable range = its He-uniform bound), in the
+authors' bin-normalised shape (Q-hat rises by exactly Delta across each bin):
+``estimators.HTGE(5.5, scale="range", normalize=True)``. Every layer's Q-hat' then has the same
+shape in bin units, and alpha is the same for every layer. Its STE-net partner is
+``estimators.mirror_partner(Q-hat, q)`` (Appendix G): Q-hat' vanishes beyond the representable
+range, so the partner is the clipped STE, PWL on [M(w_min), M(w_max)] = [w_min, w_max].
+
+Experiments (pairs of nets trained in lock step on identical batches, Table 3):
+
+==============  ==========================================  ================================
+experiment      net a  vs  net b                              E (Eq. 5, with E^(0) = 0)
+==============  ==========================================  ================================
+sgd/baseline    Q-hat-net (w0, eta) vs STE-net (M(w0), alpha*eta)   |M(w_a) - w_b|
+sgd/lr_tweak    Q-hat-net (eta) vs Q-hat-net (1.01 eta)              |w_a - w_b|
+sgd/unadjusted  Q-hat-net vs STE-net (w0, eta: no M, no alpha)       |w_a - w_b|
+adam/baseline   Q-hat-net vs STE-net (same w0, same eta)             |w_a - w_b|
+adam/lr_tweak   Q-hat-net (eta) vs Q-hat-net (1.01 eta)              |w_a - w_b|
+==============  ==========================================  ================================
+
+alpha * eta multiplies the learning rate of the quantized kernels only; biases (never quantized)
+train with eta in both nets. All nets share one initialisation w0 (He-uniform, ``init_seed``).
+
+>>> from qatlib import models
+>>> q = models.kernel_quantizer(2, 576)
+>>> round(qatlib.alpha(q, q_hat()), 4), ste_partner(q_hat(), {"k": q})
+(0.6095, PWL(lower=None, upper=None))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import qatlib
+from qatlib import data as data_lib
+from qatlib import estimators, metrics, models, train
+from qatlib.presets.mnist import MNISTConfig
+
+__all__ = [
+    "EXPERIMENTS",
+    "Pair",
+    "q_hat",
+    "ste_partner",
+    "lr_scale_tree",
+    "comparison",
+    "MNISTRun",
+    "run_mnist",
+]
+
+PyTree = Any
+
+EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "sgd": ("baseline", "lr_tweak", "unadjusted"),
+    "adam": ("baseline", "lr_tweak"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """Two nets of a comparison and whether E maps net a through M first (SGD baseline)."""
+
+    optimizer: str
+    experiment: str
+    net_a: str
+    net_b: str
+    mapped: bool
+
+
+def q_hat(sharpness: float = 5.5) -> estimators.Estimator:
+    """The paper's Q-hat: bin-normalised HTGE with k = sharpness / w_max per layer."""
+    return estimators.HTGE(sharpness, scale="range", normalize=True)
+
+
+def _quantizers(tree: PyTree) -> list[Any]:
+    return [q for q in jax.tree.leaves(tree, is_leaf=lambda x: x is None) if q is not None]
+
+
+def ste_partner(estimator: estimators.Estimator, quantizers: PyTree) -> estimators.Estimator:
+    """One model-wide STE-net estimator equal to ``mirror_partner(estimator, q)`` on every layer.
+
+    The partner is ``STE()`` (Q-hat' > 0 everywhere) or PWL on [M(w_min), M(w_max)] per layer; when
+    those bounds are every layer's own representable range (up to float32 rounding) that is
+    ``PWL()``. Anything else would need per-layer estimators and raises ``ValueError``.
+    """
+    layers = _quantizers(quantizers)
+    if not layers:
+        raise ValueError("no quantized layers")
+    partners = [estimators.mirror_partner(estimator, q) for q in layers]
+    if all(isinstance(p, estimators.STE) for p in partners):
+        return estimators.STE()
+    for partner, q in zip(partners, layers, strict=True):
+        lo, hi = q.representable_range
+        tolerance = 1e-5 * (hi - lo)
+        if not (
+            isinstance(partner, estimators.PWL)
+            and abs(partner.bounds(q)[0] - lo) <= tolerance
+            and abs(partner.bounds(q)[1] - hi) <= tolerance
+        ):
+            raise ValueError(f"the mirror partner {partner} differs per layer; this model takes one estimator")
+    return estimators.PWL()
+
+
+def lr_scale_tree(params: PyTree, quantizers: PyTree, estimator: estimators.Estimator) -> PyTree:
+    """alpha(q, Q-hat) (Eq. 4) on every quantized leaf, 1.0 elsewhere: STE-net's lr alpha*eta (Table 1)."""
+    return jax.tree.map(
+        lambda q, leaf: 1.0 if q is None else qatlib.alpha(q, estimator),
+        quantizers,
+        params,
+        is_leaf=lambda x: x is None or isinstance(x, qatlib.UniformQuantizer),
+    )
+
+
+def comparison(
+    optimizer: str,
+    model: Any,
+    params0: PyTree,
+    quantizers: PyTree,
+    estimator: estimators.Estimator,
+    learning_rate: float,
+    total_steps: int,
+    *,
+    lr_tweak: float = 1.01,
+    make_optimizer: Callable[..., Any] = train.make_optimizer,
+) -> tuple[list[train.Net], list[train.TrainState], list[Pair]]:
+    """The nets, initial states and pairs of one optimizer's experiments (see the table above).
+
+    ``model`` is a Flax module with an ``estimator`` field (Q-hat-net); its STE-net is
+    ``model.clone(estimator=ste_partner(...))``.
+    """
+    if optimizer not in EXPERIMENTS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(EXPERIMENTS)}")
+    q_model = model.clone(estimator=estimator)
+    ste_model = model.clone(estimator=ste_partner(estimator, quantizers))
+
+    def net(name: str, module: Any, lr: float, lr_scale: PyTree | None = None) -> train.Net:
+        return train.Net(f"{optimizer}/{name}", module, make_optimizer(optimizer, lr, total_steps, lr_scale=lr_scale))
+
+    nets = [net("q_net", q_model, learning_rate)]
+    starts = [params0]
+    pairs = []
+    if optimizer == "sgd":
+        nets.append(net("ste_net", ste_model, learning_rate, lr_scale_tree(params0, quantizers, estimator)))
+        starts.append(
+            jax.tree.map(
+                lambda q, w: w if q is None else metrics.weight_map_jit(w, q, estimator),
+                quantizers,
+                params0,
+                is_leaf=lambda x: x is None or isinstance(x, qatlib.UniformQuantizer),
+            )
+        )
+    else:
+        nets.append(net("ste_net", ste_model, learning_rate))
+        starts.append(params0)
+    pairs.append(Pair(optimizer, "baseline", nets[0].name, nets[1].name, mapped=optimizer == "sgd"))
+    nets.append(net("q_net_lr_tweak", q_model, learning_rate * lr_tweak))
+    starts.append(params0)
+    pairs.append(Pair(optimizer, "lr_tweak", nets[0].name, nets[2].name, mapped=False))
+    if optimizer == "sgd":
+        nets.append(net("ste_net_unadjusted", ste_model, learning_rate))
+        starts.append(params0)
+        pairs.append(Pair(optimizer, "unadjusted", nets[0].name, nets[3].name, mapped=False))
+    states = [train.init_state(n, p) for n, p in zip(nets, starts, strict=True)]
+    return nets, states, pairs
+
+
+@dataclasses.dataclass
+class MNISTRun:
+    """Everything the MNIST chapter shows: JSON-ready metrics plus arrays for the figures."""
+
+    metrics: dict[str, Any]
+    config: MNISTConfig
+    data: data_lib.MNIST
+    quantizers: PyTree
+    estimator: estimators.Estimator
+    params: dict[str, PyTree]  # final params by net name
+    initial_params: dict[str, PyTree]
+    pairs: list[Pair]
+    history: dict[str, Any]  # E^(t) along training
+    levels: dict[str, np.ndarray] | None  # tracked level sequences (steps + 1, tracked) by net
+    train_seconds: float
+    seconds: float
+
+
+def _pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
+    a, b = params[pair.net_a], params[pair.net_b]
+    mapping = estimator if pair.mapped else None
+    return {"E_bar": metrics.E_bar(a, b, quantizers, mapping), "agreement": metrics.agreement(a, b, quantizers)}
+
+
+def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNISTRun:
+    """Run the lock-step comparison of ``config`` and measure Tables 3-5, Figure 3 and E^(t)."""
+    config.validate()
+    start = time.perf_counter()
+    if dataset is None:
+        dataset = data_lib.load_mnist(
+            config.source,
+            validation_size=config.validation_size,
+            seed=config.data_seed,
+            data_dir=config.data_dir or None,
+        )
+    estimator = q_hat(config.sharpness)
+    model = models.CholletConvNet(bits=config.bits, estimator=estimator, conv_impl=config.conv_impl)
+    params0 = model.init(jax.random.key(config.init_seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
+    quantizers = models.quantizer_tree(params0, config.bits)
+    learning_rates = {"sgd": config.sgd_lr, "adam": config.adam_lr}
+
+    nets, states, pairs = [], [], []
+    for optimizer in config.optimizers:
+        n, s, p = comparison(
+            optimizer, model, params0, quantizers, estimator, learning_rates[optimizer], config.steps,
+            lr_tweak=config.lr_tweak,
+        )
+        nets += n
+        states += s
+        pairs += p
+    names = [net.name for net in nets]
+    initial_params = {name: state.params for name, state in zip(names, states, strict=True)}
+
+    total_weights = sum(int(math.prod(leaf.shape)) for _, leaf, _ in metrics.quantized_leaves(params0, quantizers))
+    tracked = min(config.tracked_weights, total_weights)
+    sample = np.sort(np.random.default_rng(config.init_seed).choice(total_weights, tracked, replace=False))
+
+    observe = None
+    if tracked:
+        def observe(new_states: list[train.TrainState]) -> dict[str, jax.Array]:
+            return {
+                name: metrics.flat_level_indices(state.params, quantizers, sample)
+                for name, state in zip(names, new_states, strict=True)
+            }
+
+    history: dict[str, Any] = {"steps": []}
+    for pair in pairs:
+        history.setdefault(pair.optimizer, {})[pair.experiment] = {"E_bar": [], "agreement": []}
+
+    def on_log(step: int, by_name: dict[str, train.TrainState]) -> None:
+        params = {name: state.params for name, state in by_name.items()}
+        history["steps"].append(step)
+        for pair in pairs:
+            values = _pair_metrics(pair, params, quantizers, estimator)
+            for key, value in values.items():
+                history[pair.optimizer][pair.experiment][key].append(value)
+
+    batches = data_lib.batch_stream(dataset.train_images, dataset.train_labels, config.batch_size, config.data_seed)
+    result = train.train_lockstep(
+        nets,
+        states,
+        batches,
+        config.steps,
+        observe=observe,
+        on_log=on_log,
+        log_every=config.log_every,
+        progress=config.progress,
+        description=f"{len(nets)} nets in lock step",
+    )
+    final = {name: state.params for name, state in result.states.items()}
+
+    levels = None
+    if tracked:
+        levels = {
+            name: np.concatenate(
+                [np.asarray(metrics.flat_level_indices(initial_params[name], quantizers, sample))[None], result.observations[name]]
+            )
+            for name in names
+        }
+
+    # Table 5: accuracy and loss on the whole training and validation sets (eval mode).
+    logits = {}
+    accuracy: dict[str, dict[str, dict[str, float]]] = {}
+    train_count = config.train_eval_examples or len(dataset.train_labels)
+    train_images, train_labels = dataset.train_images[:train_count], dataset.train_labels[:train_count]
+    for net in nets:
+        state = result.states[net.name]
+        train_logits = train.predict_logits(net, state, train_images, config.eval_batch_size)
+        val_logits = train.predict_logits(net, state, dataset.val_images, config.eval_batch_size)
+        logits[net.name] = val_logits
+        tr = metrics.accuracy_and_loss(train_logits, train_labels)
+        va = metrics.accuracy_and_loss(val_logits, dataset.val_labels)
+        optimizer, role = net.name.split("/")
+        accuracy.setdefault(optimizer, {})[role] = {
+            "train_acc": tr["accuracy"],
+            "train_loss": tr["loss"],
+            "val_acc": va["accuracy"],
+            "val_loss": va["loss"],
+        }
+
+    table: dict[str, Any] = {}
+    for pair in pairs:
+        entry = _pair_metrics(pair, final, quantizers, estimator)
+        mapping = estimator if pair.mapped else None
+        entry["E_bar_per_layer"] = metrics.E_bar_per_layer(final[pair.net_a], final[pair.net_b], quantizers, mapping)
+        entry["agreement_per_layer"] = metrics.agreement_per_layer(final[pair.net_a], final[pair.net_b], quantizers)
+        entry["prediction_agreement"] = metrics.prediction_agreement(logits[pair.net_a], logits[pair.net_b])
+        entry["nets"] = [pair.net_a, pair.net_b]
+        if levels is not None:
+            entry["mirror_room"] = metrics.crossing_statistics(levels[pair.net_a], levels[pair.net_b])
+        table.setdefault(pair.optimizer, {})[pair.experiment] = entry
+
+    layer_quantizers = {path: q for path, _, q in metrics.quantized_leaves(params0, quantizers)}
+    output = {
+        **table,
+        "accuracy": accuracy,
+        "E_t": history,
+        "alpha": {path: qatlib.alpha(q, estimator) for path, q in layer_quantizers.items()},
+        "w_max": {path: q.representable_range[1] for path, q in layer_quantizers.items()},
+        "estimator": {"q_hat": repr(estimator), "ste_net": repr(ste_partner(estimator, quantizers))},
+        "data": {"source": dataset.source, "note": dataset.note, "train": len(dataset.train_labels), "val": len(dataset.val_labels)},
+        "tracked_weights": int(tracked),
+        "train_seconds": result.seconds,
+        "first_step_seconds": result.first_step_seconds,
+        "train_eval_examples": int(train_count),
+    }
+    return MNISTRun(
+        metrics=output,
+        config=config,
+        data=dataset,
+        quantizers=quantizers,
+        estimator=estimator,
+        params=final,
+        initial_params=initial_params,
+        pairs=pairs,
+        history=history,
+        levels=levels,
+        train_seconds=result.seconds,
+        seconds=time.perf_counter() - start,
+    )
