@@ -190,6 +190,13 @@ class MNISTRun:
     train_seconds: float
     seconds: float
 
+    def layer_quantizers(self) -> dict[str, Any]:
+        """``{layer name: quantizer}`` of the quantized kernels (e.g. ``{"conv_0": ...}``)."""
+        flat = jax.tree_util.tree_flatten_with_path(
+            self.quantizers, is_leaf=lambda x: x is None or isinstance(x, qatlib.UniformQuantizer)
+        )[0]
+        return {str(getattr(path[0], "key", path[0])): q for path, q in flat if q is not None}
+
 
 def _pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
     a, b = params[pair.net_a], params[pair.net_b]
@@ -333,3 +340,144 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
         train_seconds=result.seconds,
         seconds=time.perf_counter() - start,
     )
+
+
+# ------------------------------------------------------------------ artefact, claims and tables
+def artefact(run: MNISTRun, preset: str) -> dict[str, Any]:
+    """The results JSON of a run: its metrics plus provenance (data, steps, seconds, device, versions, config)."""
+    from qatlib import results
+
+    return {
+        **run.metrics,
+        "provenance": results.provenance(
+            data=run.metrics["data"],
+            steps=run.config.steps,
+            seconds=run.seconds,
+            config=run.config,
+            preset=preset,
+            train_seconds=run.train_seconds,
+        ),
+    }
+
+
+#: A baseline E_bar within this factor of the lr-tweak one counts as "comparable" (claim A);
+#: an unadjusted E_bar at least this factor above the baseline counts as "clearly worse" (claim B).
+CLAIM_FACTOR = 2.0
+#: |val acc (Q-hat-net) - val acc (STE-net)| below this counts as "a fraction of a percent".
+ACCURACY_TOLERANCE = 0.005
+
+
+def claims(metrics_json: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The paper's claims checked on one results JSON (per optimizer present).
+
+    * ``A``: E_bar(baseline) <= CLAIM_FACTOR * E_bar(lr_tweak) -- Q-hat -> STE is "a small change";
+    * ``B`` (SGD): E_bar(unadjusted) >= CLAIM_FACTOR * E_bar(baseline) -- M matters;
+    * ``accuracy``: |val_acc(Q-hat-net) - val_acc(STE-net)| <= ACCURACY_TOLERANCE.
+    """
+    verdicts: dict[str, dict[str, Any]] = {}
+    for optimizer in ("sgd", "adam"):
+        if optimizer not in metrics_json:
+            continue
+        table = metrics_json[optimizer]
+        base, tweak = table["baseline"]["E_bar"], table["lr_tweak"]["E_bar"]
+        entry: dict[str, Any] = {"A": base <= CLAIM_FACTOR * tweak, "A_ratio": base / tweak if tweak else float("inf")}
+        if "unadjusted" in table:
+            unadjusted = table["unadjusted"]["E_bar"]
+            entry["B"] = unadjusted >= CLAIM_FACTOR * base
+            entry["B_ratio"] = unadjusted / base if base else float("inf")
+        acc = metrics_json["accuracy"][optimizer]
+        difference = acc["q_net"]["val_acc"] - acc["ste_net"]["val_acc"]
+        entry["accuracy"] = abs(difference) <= ACCURACY_TOLERANCE
+        entry["val_acc_difference"] = difference
+        verdicts[optimizer] = entry
+    return verdicts
+
+
+def _percent(value: float | None, decimals: int = 3) -> str:
+    return "–" if value is None else f"{100 * value:.{decimals}f}%"
+
+
+LABELS = {"baseline": "baseline", "lr_tweak": "lr-tweak", "unadjusted": "unadjusted"}
+SHORT = {"sgd": "S", "adam": "A"}
+
+
+def table4_markdown(ours: dict[str, Any], paper: dict[str, Any]) -> str:
+    """Table 4 (MNIST half): E_bar and quantized weight agreement, ours beside the paper's.
+
+    ``paper`` is ``paper_tables()["table4"]["mnist"]``.
+    """
+    lines = [
+        "| experiment | Ē (ours) | Ē (paper) | agreement (ours) | agreement (paper) | prediction agreement (ours) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for optimizer in ("sgd", "adam"):
+        for experiment in EXPERIMENTS[optimizer]:
+            mine = ours.get(optimizer, {}).get(experiment)
+            theirs = paper.get(optimizer, {}).get(experiment, {})
+            if mine is None:
+                continue
+            lines.append(
+                f"| {LABELS[experiment]} ({SHORT[optimizer]}) | {_percent(mine['E_bar'])} | "
+                f"{_percent(theirs.get('E_bar'))} | {_percent(mine['agreement'], 2)} | "
+                f"{_percent(theirs.get('agreement'), 2)} | {_percent(mine.get('prediction_agreement'), 1)} |"
+            )
+    return "\n".join(lines)
+
+
+def table5_markdown(ours: dict[str, Any], paper: dict[str, Any]) -> str:
+    """Table 5 (MNIST half): accuracy and loss of STE-net and Q-hat-net, ours beside the paper's.
+
+    Diff = Q-hat-net - STE-net (the paper's sign). ``paper`` is ``paper_tables()["table5"]["mnist"]``.
+    """
+    columns = ("train_acc", "train_loss", "val_acc", "val_loss")
+
+    def cell(column: str, value: float | None) -> str:
+        if value is None:
+            return "–"
+        return f"{100 * value:.2f}%" if column.endswith("acc") else f"{value:.4f}"
+
+    lines = [
+        "| net | train acc | train loss | val acc | val loss | paper: train acc | train loss | val acc | val loss |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for optimizer in ("sgd", "adam"):
+        mine = ours.get(optimizer)
+        if mine is None:
+            continue
+        theirs = paper.get(optimizer, {})
+        rows = (("STE", "ste_net", "ste"), ("Q̂", "q_net", "q_hat"))
+        for label, key, paper_key in rows:
+            values = [cell(c, mine[key][c]) for c in columns]
+            reference = [cell(c, theirs.get(paper_key, {}).get(c)) for c in columns]
+            lines.append(f"| {label} ({SHORT[optimizer]}) | " + " | ".join(values + reference) + " |")
+        diffs = []
+        for source in (mine, None):
+            for c in columns:
+                if source is None:
+                    a, b = theirs.get("q_hat", {}).get(c), theirs.get("ste", {}).get(c)
+                else:
+                    a, b = source["q_net"][c], source["ste_net"][c]
+                diffs.append("–" if a is None or b is None else cell(c, a - b))
+        lines.append(f"| Diff ({SHORT[optimizer]}) | " + " | ".join(diffs) + " |")
+    return "\n".join(lines)
+
+
+def mirror_room_markdown(ours: dict[str, Any]) -> str:
+    """Per pair: do tracked weights visit the same quantized levels, and how far apart do they cross?"""
+    lines = [
+        "| experiment | tracked weights | moved (either net) | same level sequence (of moved) | crossings paired | "
+        "mean offset (steps) | median | 90th pct | same step |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for optimizer in ("sgd", "adam"):
+        for experiment in EXPERIMENTS[optimizer]:
+            entry = ours.get(optimizer, {}).get(experiment, {}).get("mirror_room")
+            if entry is None:
+                continue
+            lines.append(
+                f"| {LABELS[experiment]} ({SHORT[optimizer]}) | {entry['weights']:,} | {entry['moving_weights']:,} | "
+                f"{_percent(entry['same_sequence_among_moving'], 1)} | {entry['crossings']:,} | "
+                f"{entry['mean_offset']:.2f} | {entry['median_offset']:.0f} | {entry['p90_offset']:.0f} | "
+                f"{_percent(entry['same_step_share'], 1)} |"
+            )
+    return "\n".join(lines)

@@ -125,7 +125,7 @@ def error_curves(
             if paper and experiment in paper.get(optimizer, {}):
                 ax.plot(
                     [steps[-1]], [100 * paper[optimizer][experiment]["E_bar"]], marker="*", ms=11, ls="none",
-                    color=color, markeredgecolor="k", label=f"{experiment} (paper, t = T)",
+                    color=color, markeredgecolor="k", label=f"{experiment} (paper, at its T = 1,000)",
                 )
         ax.set_title({"sgd": "SGD + momentum", "adam": "Adam"}[optimizer], fontsize=10)
         ax.set_xlabel("step t")
