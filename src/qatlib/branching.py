@@ -192,14 +192,13 @@ def map_optimizer_state(
             )
             return node._replace(mu=mu, nu=nu)
         if isinstance(node, tuple) and hasattr(node, "_fields"):
-            fields = {name: visit(getattr(node, name)) for name in node._fields}
-            for name, value in fields.items():
-                if _has_params_structure(value, params_structure) and value is getattr(node, name):
+            for name in node._fields:
+                if _has_params_structure(getattr(node, name), params_structure):
                     raise ValueError(
                         f"don't know how to map {type(node).__name__}.{name} (a params-shaped tree) "
                         "at the branch point; supported: SGD momentum (TraceState) and Adam"
                     )
-            return type(node)(**fields)
+            return type(node)(**{name: visit(getattr(node, name)) for name in node._fields})
         if isinstance(node, (tuple, list)):
             return type(node)(visit(child) for child in node)
         if isinstance(node, dict):
