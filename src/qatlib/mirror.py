@@ -53,6 +53,7 @@ __all__ = ["alpha", "weight_map", "inverse_weight_map", "weight_map_derivative",
 
 QUADRATURE_RTOL = 1e-10
 _GRID = 4097  # points per bin for positivity / cyclicity checks
+_CHUNK = 1 << 16  # elements per chunk of per-weight quadrature
 
 Method = str  # "auto" | "closed_form" | "quadrature"
 
@@ -257,8 +258,15 @@ def _integrate_from(integrand: Callable[[Array], Array], d: Array, panels: int =
     u = (np.arange(panels)[:, None] + (nodes[None, :] + 1) / 2) / panels  # in (0, 1)
     wts = np.broadcast_to(weights[None, :] / 2 / panels, u.shape).ravel()
     d = jnp.asarray(d)
-    s = d[..., None] * jnp.asarray(u.ravel(), d.dtype)
-    return d * jnp.sum(integrand(s) * jnp.asarray(wts, d.dtype), axis=-1)
+    nodes_u, node_w = jnp.asarray(u.ravel(), d.dtype), jnp.asarray(wts, d.dtype)
+
+    def one(x: Array) -> Array:
+        return x * jnp.sum(integrand(x[..., None] * nodes_u) * node_w, axis=-1)
+
+    if d.size <= _CHUNK:
+        return one(d)
+    # Bound memory to _CHUNK × nodes: map over chunks of the flattened input.
+    return jax.lax.map(one, d.ravel(), batch_size=_CHUNK).reshape(d.shape)
 
 
 def _binary_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Callable[[Array], Array]:
