@@ -108,10 +108,17 @@ def test_momentum_and_adam_bounds_hold(problem, optimizer, eta):
     assert np.all(np.isnan(trace.conv_eq6))  # Eq. 6's printed form is an SGD statement only
 
 
-def test_unadjusted_pair_starts_misaligned(problem):
-    cfg = simulate.PairConfig(optimizer="sgd", eta=0.05, reinit=False, **SMALL)
+def test_unadjusted_pair_starts_misaligned_and_crosses_out_of_step(problem):
+    cfg = simulate.PairConfig(optimizer="sgd", eta=0.1, reinit=False, **SMALL)
     trace = simulate.run_pair(cfg, problem)
     assert trace.E_mean[0] > 1e-4  # |M(w0) − w0| is of the order of a bin
+    adjusted = simulate.run_pair(dataclasses.replace(cfg, reinit=True), problem)
+    lags, lags_unadjusted = simulate.crossing_lags(adjusted), simulate.crossing_lags(trace)
+    assert lags.lags.size > 20
+    within_two = np.mean(np.abs(lags.lags) <= 2)
+    within_two_unadjusted = np.mean(np.abs(lags_unadjusted.lags) <= 2) if lags_unadjusted.lags.size else 0.0
+    assert within_two > 0.9 > within_two_unadjusted
+    assert lags.only_q + lags.only_s < lags_unadjusted.only_q + lags_unadjusted.only_s
 
 
 def test_alpha_matters_when_alpha_exceeds_one(problem):

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import http.server
+import shutil
 import os
 import subprocess
 import sys
@@ -173,3 +174,69 @@ def test_site_bundles_mathjax(site: Path) -> None:
     assert "_static/mathjax/tex-chtml.js" in html
     assert (site / "_static" / "mathjax" / "tex-chtml.js").is_file()
     assert any((site / "_static" / "mathjax" / "output" / "chtml" / "fonts").rglob("*.woff*"))
+
+
+# ------------------------------------------------------------------------- build configuration
+def _yaml(path: Path) -> dict:
+    yaml = pytest.importorskip("yaml")
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def test_config_is_offline_cached_and_strict() -> None:
+    config = _yaml(ROOT / "_config.yml")
+    execute = config["execute"]
+    assert execute["execute_notebooks"] == "cache"
+    assert execute["allow_errors"] is False and execute["raise_on_error"] is True
+    assert execute["timeout"] >= 1800
+    assert config["only_build_toc_files"] is True
+    for pattern in (".venv", "_build", "results/**", "tests/**", "README.md"):
+        assert pattern in config["exclude_patterns"]
+    assert "sphinx-mathjax-offline" in config["sphinx"]["extra_extensions"]
+    assert config["sphinx"]["config"]["mathjax_path"] == "mathjax/tex-chtml.js"
+    assert config["bibtex_bibfiles"] == ["book/references.bib"]
+
+
+def test_toc_follows_the_paper_and_every_chapter_exists() -> None:
+    toc = _yaml(ROOT / "_toc.yml")
+    chapters = [toc["root"]] + [entry["file"] for entry in toc["chapters"]]
+    assert chapters == ["book/intro", "book/intuition", "book/theorems", "book/mnist", "book/resnet50", "book/bibliography"]
+    missing = [c for c in chapters if not any((ROOT / f"{c}{ext}").is_file() for ext in (".md", ".ipynb"))]
+    assert not missing, f"chapters listed in _toc.yml but absent: {missing}"
+
+
+def _tiny_book(tmp: Path, markdown: str, code: str) -> Path:
+    """A one-chapter book with this repository's _config.yml."""
+    nbformat = pytest.importorskip("nbformat")
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    (tmp / "book").mkdir()
+    shutil.copy(ROOT / "_config.yml", tmp / "_config.yml")
+    shutil.copy(ROOT / "book" / "references.bib", tmp / "book" / "references.bib")
+    (tmp / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n  - file: book/chapter\n")
+    (tmp / "book" / "intro.md").write_text("# Intro\n\nSee {cite:p}`bengio2013`.\n\n```{bibliography}\n```\n")
+    nb = new_notebook(cells=[new_markdown_cell(markdown), new_code_cell(code)])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, tmp / "book" / "chapter.ipynb")
+    return tmp
+
+
+def _build(book: Path) -> subprocess.CompletedProcess:
+    jb = Path(sys.executable).with_name("jupyter-book")
+    return subprocess.run(
+        [str(jb), "build", str(book), "-W", "-n", "--keep-going"], capture_output=True, text=True, timeout=600
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "markdown, code, needle",
+    [
+        ("# Chapter", 'raise RuntimeError("boom")', "boom"),
+        ("# Chapter\n\nSee {numref}`fig-nowhere`.", "1 + 1", "fig-nowhere"),
+    ],
+    ids=["notebook-error", "broken-reference"],
+)
+def test_build_fails_on_notebook_error_or_broken_reference(tmp_path: Path, markdown: str, code: str, needle: str) -> None:
+    result = _build(_tiny_book(tmp_path, markdown, code))
+    assert result.returncode != 0
+    assert needle in result.stdout + result.stderr

@@ -64,6 +64,7 @@ __all__ = [
     "fit_loglog_slope",
     "boundary_crossings",
     "mirror_candidate",
+    "crossing_lags",
 ]
 
 Optimizer = Literal["sgd", "momentum", "adam"]
@@ -208,6 +209,8 @@ class PairTrace(NamedTuple):
     weight_crossings, weight_crossings_same: (n_weights,) per weight, how often its Q̂-net copy
     changed bins, and how often the STE-net copy made the same change at the same step.
     w_q_start, w_q_end: (n_weights,) Q̂-net's weights before and after the run.
+    first_crossing_q, first_crossing_s: (n_weights,) the step t (1…T) after which each copy's
+    quantized value first differed from the previous one; −1 if it never changed.
     traced: (k,) flat indices of the traced weights.
     """
 
@@ -241,6 +244,8 @@ class PairTrace(NamedTuple):
     weight_crossings_same: np.ndarray
     w_q_start: np.ndarray
     w_q_end: np.ndarray
+    first_crossing_q: np.ndarray
+    first_crossing_s: np.ndarray
     traced: np.ndarray
 
 
@@ -331,7 +336,11 @@ def _simulate(
     w_q = w0
     w_s = mirror(w0) if (cfg.reinit or adam) else w0
     zeros = jnp.zeros(w_q.shape, jnp.int32)
-    state = (w_q, w_s, opt_q.init(w_q), opt_s.init(w_s), opt_q.init(w_q), jnp.ones_like(w_q, dtype=bool), zeros, zeros)
+    never = jnp.full(w_q.shape, -1, jnp.int32)
+    state = (
+        (w_q, w_s, opt_q.init(w_q), opt_s.init(w_s), opt_q.init(w_q), jnp.ones_like(w_q, dtype=bool)),
+        (zeros, zeros, never, never, jnp.zeros((), jnp.int32)),
+    )
 
     def grads(w: jax.Array, est: Estimator, xb: jax.Array, yb: jax.Array) -> tuple[jax.Array, jax.Array]:
         """(∇f at Q(w), the net's gradient ∇f·Q̂'(w) through qatlib.quantize's custom VJP)."""
@@ -341,7 +350,7 @@ def _simulate(
         return g_v, g_w
 
     def step(carry, batch):
-        w_q, w_s, st_q, st_s, st_raw, inside_so_far, n_cross, n_same = carry
+        (w_q, w_s, st_q, st_s, st_raw, inside_so_far), (n_cross, n_same, first_q, first_s, t) = carry
         xb, yb = x[batch], y[batch]
         g_q, gw_q = grads(w_q, q_est, xb, yb)
         g_s, gw_s = grads(w_s, s_est, xb, yb)
@@ -415,7 +424,10 @@ def _simulate(
         }
         same = cross_q & cross_s & (qq1 == qs1)
         n_cross, n_same = n_cross + cross_q, n_same + same
-        return (w_q1, w_s1, st_q, st_s, st_raw, inside_next, n_cross, n_same), out
+        first_q = jnp.where((first_q < 0) & cross_q, t + 1, first_q)
+        first_s = jnp.where((first_s < 0) & cross_s, t + 1, first_s)
+        counters = (n_cross, n_same, first_q, first_s, t + 1)
+        return ((w_q1, w_s1, st_q, st_s, st_raw, inside_next), counters), out
 
     E_init = jnp.abs(mirror(w_q) - w_s)
     init = {
@@ -427,11 +439,14 @@ def _simulate(
         "m_q": mirror(w_q).reshape(-1)[idx],
     }
     final, records = jax.lax.scan(step, state, batches)
-    records["final_E"] = jnp.abs(mirror(final[0]) - final[1]).reshape(-1)
+    (w_q_end, w_s_end, *_), (n_cross, n_same, first_q, first_s, _) = final
+    records["final_E"] = jnp.abs(mirror(w_q_end) - w_s_end).reshape(-1)
     records["w_q_start"] = w0.reshape(-1)
-    records["w_q_end"] = final[0].reshape(-1)
-    records["weight_crossings"] = final[6].reshape(-1)
-    records["weight_crossings_same"] = final[7].reshape(-1)
+    records["w_q_end"] = w_q_end.reshape(-1)
+    records["weight_crossings"] = n_cross.reshape(-1)
+    records["weight_crossings_same"] = n_same.reshape(-1)
+    records["first_crossing_q"] = first_q.reshape(-1)
+    records["first_crossing_s"] = first_s.reshape(-1)
     records["init"] = init
     return records
 
@@ -598,3 +613,31 @@ def mirror_candidate(trace: PairTrace) -> int:
     synced = (crossed >= 1) & (np.asarray(trace.weight_crossings_same) == crossed)
     pool = np.nonzero(synced)[0] if synced.any() else np.arange(travel.size)
     return int(pool[np.argmax(travel[pool])])
+
+
+class CrossingLags(NamedTuple):
+    """How far apart in steps the two twins first changed bins (Section 4: "at the same time")."""
+
+    lags: np.ndarray  # first_crossing_s − first_crossing_q, for weights where both changed bins
+    only_q: int  # weights whose Q̂-net copy changed bins but whose STE-net twin did not (yet)
+    only_s: int  # the reverse
+
+
+def crossing_lags(trace: PairTrace) -> CrossingLags:
+    """Lag, in steps, between the first bin change of each Q̂-net weight and of its STE-net twin.
+
+    >>> import numpy as np
+    >>> fake = PairTrace(*([np.zeros(1)] * len(PairTrace._fields)))._replace(
+    ...     first_crossing_q=np.array([3, 5, -1, 7]), first_crossing_s=np.array([3, 6, 4, -1]))
+    >>> out = crossing_lags(fake)
+    >>> out.lags.tolist(), out.only_q, out.only_s
+    ([0, 1], 1, 1)
+    """
+    first_q = np.asarray(trace.first_crossing_q)
+    first_s = np.asarray(trace.first_crossing_s)
+    both = (first_q >= 0) & (first_s >= 0)
+    return CrossingLags(
+        lags=(first_s - first_q)[both],
+        only_q=int(np.sum((first_q >= 0) & (first_s < 0))),
+        only_s=int(np.sum((first_q < 0) & (first_s >= 0))),
+    )

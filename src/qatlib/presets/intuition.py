@@ -8,7 +8,7 @@ mirror image crossing bin boundaries at the same steps.
 
 >>> from qatlib.presets import resolve
 >>> resolve(PRESETS, "quick").steps
-150
+100
 """
 
 from __future__ import annotations
@@ -63,11 +63,12 @@ class IntuitionConfig:
 
 
 PRESETS: dict[str, IntuitionConfig] = {
-    # quick: CI/nbval. 150 SGD steps on 2,000 real MNIST digits; ~20 s (incl. JIT) on 2 CPU cores.
-    "quick": IntuitionConfig(grid_points=401, steps=150, n_examples=2000, batch_size=200, n_traced=20),
-    # default: the book build. 300 steps on all 5,000 digits; ~25 s on 2 CPU cores.
+    # quick: CI/nbval. Three 100-step SGD runs on 2,000 real MNIST digits; ~20 s (incl. JIT) on
+    # 2 idle CPU cores.
+    "quick": IntuitionConfig(grid_points=301, steps=100, n_examples=2000, batch_size=200, n_traced=20),
+    # default: the book build. Three 300-step runs on all 5,000 digits; ~30 s on 2 CPU cores.
     "default": IntuitionConfig(),
     # paper: the paper's MNIST estimator (2-bit, HTGE 5.5/w_max) over 1,000 steps (= 50 epochs of
-    # the 5,000-digit subset at batch 250); ~40 s on 2 CPU cores. The figure is the same kind.
+    # the 5,000-digit subset at batch 250); ~1.5 min on 2 CPU cores. The figure is the same kind.
     "paper": IntuitionConfig(steps=1000, n_traced=400),
 }
