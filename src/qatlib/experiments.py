@@ -217,7 +217,7 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
         )
     estimator = q_hat(config.sharpness)
     model = models.CholletConvNet(bits=config.bits, estimator=estimator, conv_impl=config.conv_impl)
-    params0 = model.init(jax.random.key(config.init_seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
+    params0 = jax.jit(model.init)(jax.random.key(config.init_seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
     quantizers = models.quantizer_tree(params0, config.bits)
     learning_rates = {"sgd": config.sgd_lr, "adam": config.adam_lr}
 

