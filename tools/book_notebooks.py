@@ -570,8 +570,8 @@ Two measured terms have no constant in the paper. With momentum, the Assumption 
 for Adam the "O(η²)" convexity error averaged {glue:text}`adam_conv:.2e` against a gradient error of
 {glue:text}`adam_grad:.2e`. The scaling section below shows both shrink like η².
 
-**α omitted.** With the bin-normalised HTGE (α = {glue:text}`alpha:.3f` < 1) dropping α can only
-strengthen the claim; in the first four runs the α-free form held at
+**α omitted.** With the bin-normalised HTGE (α = {glue:text}`alpha:.3f` < 1) dropping α only
+loosens the bound, so the printed form stays valid; in the first four runs the α-free form held at
 {glue:text}`printed_min:.2f`% of checked pairs. With Appendix H's un-normalised k/cosh²(kx) shape,
 Q̂′ peaks at k and α = {glue:text}`alpha_raw:.1f`: the convexity term without α failed at
 {glue:text}`raw_printed_fail:.1f`% of the checked pairs (η = {glue:text}`eta_raw`). Eq. 6 exactly
@@ -810,7 +810,10 @@ This page ran the {glue:text}`preset` preset on {glue:text}`n_examples` digits o
 ]
 
 
-def build(cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+def build(name: str, cells: list[nbformat.NotebookNode]) -> nbformat.NotebookNode:
+    """The notebook, with stable cell ids (so that rebuilding it changes nothing in git)."""
+    for index, cell in enumerate(cells):
+        cell["id"] = f"{name}-{index:02d}"
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"display_name": "Python 3", "language": "python", "name": "python3"}
     nb.metadata["language_info"] = {"name": "python"}
@@ -821,7 +824,7 @@ def main(argv: list[str]) -> int:
     targets = {"intuition": INTUITION, "theorems": THEOREMS}
     names = argv or list(targets)
     for name in names:
-        nb = build(targets[name])
+        nb = build(name, targets[name])
         nbformat.validate(nb)
         path = ROOT / "book" / f"{name}.ipynb"
         nbformat.write(nb, path)

@@ -11,9 +11,10 @@ and records, at every step and for every weight, both sides of the per-step boun
       E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ ≤ ηα|∇f_Q̂⁽ᵗ⁾ − ∇f_STE⁽ᵗ⁾|  +  (αL′/2L₋²)·(w_Q̂⁽ᵗ⁺¹⁾ − w_Q̂⁽ᵗ⁾)²
                        (gradient error)          (convexity error)
 
-  The convexity term is the Taylor remainder of M, and M′ = α/Q̂′ is αL′/L₋²-Lipschitz: the α is
-  missing from Eq. 6 as printed (Appendix C's proof drops it from Eq. 13). Both forms are
-  recorded; with the bin-normalised HTGE α < 1 and the printed form is the *stronger* claim.
+  The convexity term is the Taylor remainder of M, and M′ = α/Q̂′ (Eq. 13) is αL′/L₋²-Lipschitz;
+  Appendix C uses L′/L₋², so the α is missing from Eq. 6 as printed. Both forms are recorded.
+  With the bin-normalised HTGE α < 1: the printed form is then a looser bound, still valid; with
+  α > 1 (the un-normalised HTGE) it can fail.
 * SGD with momentum, Theorem D.3 (Eq. 51): the same two terms plus the measured Assumption C.1.3
   term αη|m̃⁽ᵗ⁾/Q̂′(w⁽ᵗ⁾) − m⁽ᵗ⁾|, which Theorem D.2 shows is O(η²).
 * Adam, Theorem 5.2 (Eq. 7): the gradient error |g⁽ᵗ⁾(∇f_Q̂) − g⁽ᵗ⁾(∇f_STE)| (Adam's step computed
