@@ -13,6 +13,14 @@ Q̂ by integrating Q̂', α and M from :mod:`qatlib.mirror`, trajectories from
 >>> w, qhat = surrogate(q, estimators.STE(), -1.5, 1.5, 301)
 >>> bool(np.allclose(qhat, w))   # the STE's Q̂ is the identity
 True
+>>> htge = estimators.HTGE(5.5, scale="range", normalize=True)
+>>> w, qhat = surrogate(q, htge, -1.0, 1.0, 3001)
+>>> round(float(np.interp(2 / 3, w, qhat) - np.interp(0.0, w, qhat)), 4)   # rises by Δ across a bin
+0.6667
+>>> fig = estimator_panel([("STE", estimators.STE(), q), ("HTGE", htge, q)], grid_points=101)
+>>> len(fig.axes), fig.axes[0].get_title(), fig.axes[1].get_title()
+(4, 'STE\nα = 1', 'HTGE\nα = 0.61')
+>>> plt.close(fig)
 """
 
 from __future__ import annotations
