@@ -118,7 +118,6 @@ matplotlib.pyplot.close(fig)
 alphas = {label: qatlib.alpha(q, est) for label, est, q in entries}
 glue("alpha_htge", alphas["HTGE"], display=False)
 glue("ede_t", cfg.ede_t, display=False)
-alphas
 """,
         "hide-input",
     ),
@@ -223,7 +222,6 @@ glue("lag_u_same", stats_u["same step (%)"], display=False)
 glue("lag_u_2", stats_u["within 2 steps (%)"], display=False)
 glue("lag_u_one_sided", stats_u["only one twin crossed"], display=False)
 glue("lag_table", lag_table.style.format(precision=1), display=False)
-pd.Series(dataclasses.asdict(summary))
 glue("E_bar_run", 100 * summary.E_bar, display=False)
 glue("agreement_run", 100 * summary.agreement, display=False)
 glue("data_source", problem.source, display=False)
@@ -457,7 +455,6 @@ glue("lip_M", alpha * consts.L_prime / consts.L_minus**2, display=False)
 glue("n_examples", cfg.n_examples, display=False)
 glue("n_weights", int(np.prod(problem.weight_shape)), display=False)
 glue("data_source", problem.source, display=False)
-pd.Series({"alpha": alpha, "alpha (un-normalised)": alpha_raw, **consts._asdict()})
 """,
         "hide-input",
     ),
@@ -542,7 +539,6 @@ glue("mom_c13", mom.mean_c13, display=False)
 glue("mom_grad", mom.mean_grad_err, display=False)
 glue("adam_conv", adam_s.mean_conv, display=False)
 glue("adam_grad", adam_s.mean_grad_err, display=False)
-table
 """,
         "hide-input",
     ),
@@ -668,7 +664,6 @@ glue("sweep_holds_min", 100 * min(s.holds for r in results.values() for s in r.s
 ebar_unadj = results["SGD, unadjusted (no M, no alpha)"].column("E_bar")
 glue("ebar_unadjusted_min", float(100 * ebar_unadj.min()), display=False)
 glue("ebar_sgd_smallest", float(100 * results["SGD"].column("E_bar")[0]), display=False)
-{name: dict(zip(r.etas.tolist(), r.column("E_bar").tolist())) for name, r in results.items()}
 """,
         "hide-input",
     ),
@@ -747,7 +742,6 @@ theirs = appendix_h["paper"].iloc[:4].to_numpy()
 glue("appendix_h_maxdiff", float(np.max(np.abs(ours - theirs))), display=False)
 glue("own_constant", theory.appendix_h_constant(q, est), display=False)
 glue("own_constant_eta", theory.appendix_h_constant(q, est) * cfg.eta_sgd, display=False)
-appendix_h
 """,
         "hide-input",
     ),
