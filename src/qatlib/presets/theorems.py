@@ -103,10 +103,10 @@ PRESETS: dict[str, TheoremsConfig] = {
         sweep_steps=50,
     ),
     # default: the book build. All 5,000 digits, 300-step runs, 9-point sweeps of 100 steps over
-    # 4 decades; ~1 min on 2 CPU cores.
+    # 4 decades; ~1 min on 2 idle CPU cores (2 min on a busy machine).
     "default": TheoremsConfig(),
     # paper: the paper's batch of 600 and 1,000-step runs, sweeps over 6 decades with 3 points per
-    # decade; ~5 min on 2 CPU cores.
+    # decade; ~5 min on 2 CPU cores (measured 299 s, papermill, busy machine).
     "paper": TheoremsConfig(
         batch_size=600,
         steps=1000,
