@@ -32,6 +32,7 @@ train with eta in both nets. All nets share one initialisation w0 (He-uniform, `
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 import time
 from collections.abc import Callable
@@ -222,10 +223,14 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
     learning_rates = {"sgd": config.sgd_lr, "adam": config.adam_lr}
 
     nets, states, pairs = [], [], []
+    optimizer_factories = {
+        "sgd": functools.partial(train.make_optimizer, momentum=config.sgd_momentum),
+        "adam": train.make_optimizer,
+    }
     for optimizer in config.optimizers:
         n, s, p = comparison(
             optimizer, model, params0, quantizers, estimator, learning_rates[optimizer], config.steps,
-            lr_tweak=config.lr_tweak,
+            lr_tweak=config.lr_tweak, make_optimizer=optimizer_factories[optimizer],
         )
         nets += n
         states += s
