@@ -128,7 +128,9 @@ def test_claims_follow_the_stated_thresholds():
 
 
 def test_presets_resolve_and_validate():
-    assert set(PRESETS) == {"quick", "default", "paper", "paper_subset"}
+    assert set(PRESETS) == {"quick", "default", "paper", "paper_subset", "sgd_no_momentum"}
+    control = presets.resolve(PRESETS, "sgd_no_momentum")
+    assert control.sgd_momentum == 0.0 and control.sgd_lr == 1e-2 and control.optimizers == ("sgd",)
     paper = presets.resolve(PRESETS, "paper")
     assert (paper.steps, paper.batch_size, paper.source, paper.bits) == (1000, 600, "tfds", 2)
     assert (paper.sgd_lr, paper.adam_lr) == (1e-3, 1e-4)
