@@ -107,10 +107,12 @@ def test_run_mnist_writes_the_issue_json_layout(small_data):
     verdicts = experiments.claims(out)
     assert set(verdicts) == {"sgd", "adam"} and "B" in verdicts["sgd"] and "B" not in verdicts["adam"]
     tables = paper_tables()
-    table4 = experiments.table4_markdown(out, tables["table4"]["mnist"])
-    assert "| baseline (S) |" in table4 and "0.515%" in table4 and "unadjusted (S)" in table4
-    assert "Diff (A)" in experiments.table5_markdown(out["accuracy"], tables["table5"]["mnist"])
-    assert "lr-tweak (A)" in experiments.mirror_room_markdown(out)
+    table4 = experiments.table4_frame(out, tables["table4"]["mnist"])
+    assert list(table4.index) == ["baseline (S)", "lr-tweak (S)", "unadjusted (S)", "baseline (A)", "lr-tweak (A)"]
+    assert table4.loc["baseline (S)", "Ē (paper)"] == "0.515%"
+    table5 = experiments.table5_frame(out["accuracy"], tables["table5"]["mnist"])
+    assert table5.loc["Diff (S)", "paper: train loss"] == "0.0044"
+    assert "lr-tweak (A)" in experiments.mirror_room_frame(out).index
 
 
 def test_claims_follow_the_stated_thresholds():

@@ -47,7 +47,7 @@ This page ran the preset **{glue:text}`mnist_preset`** on {glue:text}`mnist_data
 import time
 
 import matplotlib
-from IPython.display import Markdown, display
+from IPython.display import display
 from myst_nb import glue
 
 from qatlib import experiments, presets, results
@@ -153,7 +153,7 @@ both nets predict the same class.
 """),
     code(r"""
 ours = run.metrics
-display(Markdown(experiments.table4_markdown(ours, PAPER["table4"]["mnist"])))
+display(experiments.table4_frame(ours, PAPER["table4"]["mnist"]))
 verdicts = experiments.claims(ours)
 
 
@@ -211,7 +211,7 @@ preset uses the first 1,000 of them), validation columns on the held-out images;
 STE-net, the paper's sign.
 """),
     code(r"""
-display(Markdown(experiments.table5_markdown(ours["accuracy"], PAPER["table5"]["mnist"])))
+display(experiments.table5_frame(ours["accuracy"], PAPER["table5"]["mnist"]))
 for optimizer in cfg.optimizers:
     glue(f"mnist_{optimizer}_val_diff", f"{100 * verdicts[optimizer]['val_acc_difference']:+.2f}", display=False)
     glue(f"mnist_{optimizer}_q_val_acc", _pct(ours["accuracy"][optimizer]["q_net"]["val_acc"], 2), display=False)
@@ -231,8 +231,7 @@ glue(
 Q̂-net reaches {glue:text}`mnist_sgd_q_val_acc` validation accuracy with SGD and
 {glue:text}`mnist_adam_q_val_acc` with Adam. The validation accuracy of Q̂-net minus STE-net is
 {glue:text}`mnist_sgd_val_diff` percentage points (SGD) and {glue:text}`mnist_adam_val_diff` (Adam):
-{glue:text}`mnist_accuracy_claim`. With a few hundred steps the nets are still learning fast, so a
-small lag of one net shows up as an accuracy gap that would close with more training.
+{glue:text}`mnist_accuracy_claim`. While the nets are still learning fast, a small lag of one net shows up as an accuracy gap.
 """),
     md(r"""
 ## Figure 3: the weights of the two nets
@@ -278,7 +277,7 @@ crossing of one net paired with the same crossing of the other, and how many ste
     code(r"""
 glue("mnist_tracked", f"{run.metrics['tracked_weights']:,}", display=False)
 if run.levels is not None:
-    display(Markdown(experiments.mirror_room_markdown(ours)))
+    display(experiments.mirror_room_frame(ours))
     room = ours["sgd"]["baseline"]["mirror_room"] if "sgd" in cfg.optimizers else ours["adam"]["baseline"]["mirror_room"]
     glue("mnist_room_same", _pct(room["same_sequence_among_moving"], 1), display=False)
     glue("mnist_room_offset", f"{room['mean_offset']:.1f}", display=False)
@@ -319,7 +318,7 @@ else:
 if control_file.is_file():
     control = results.read_json(control_file)
     control_verdicts = experiments.claims(control)["sgd"]
-    display(Markdown(experiments.table4_markdown(control, PAPER["table4"]["mnist"])))
+    display(experiments.table4_frame(control, PAPER["table4"]["mnist"]))
     glue(
         "mnist_control_status",
         f"Its results artefact ({control['provenance']['steps']:,} steps, {control['data']['note']}, "
@@ -378,10 +377,10 @@ if artefact_file.is_file():
         f"({source['device']['backend']}, {source['device']['cpu_count']} cores).",
         display=False,
     )
-    display(Markdown(experiments.table4_markdown(stored, PAPER["table4"]["mnist"])))
-    display(Markdown(experiments.table5_markdown(stored["accuracy"], PAPER["table5"]["mnist"])))
+    display(experiments.table4_frame(stored, PAPER["table4"]["mnist"]))
+    display(experiments.table5_frame(stored["accuracy"], PAPER["table5"]["mnist"]))
     if all("mirror_room" in stored[o]["baseline"] for o in ("sgd", "adam") if o in stored):
-        display(Markdown(experiments.mirror_room_markdown(stored)))
+        display(experiments.mirror_room_frame(stored))
     stored_verdicts = experiments.claims(stored)
     summary = []
     for optimizer, v in stored_verdicts.items():

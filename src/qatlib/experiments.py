@@ -406,31 +406,40 @@ LABELS = {"baseline": "baseline", "lr_tweak": "lr-tweak", "unadjusted": "unadjus
 SHORT = {"sgd": "S", "adam": "A"}
 
 
-def table4_markdown(ours: dict[str, Any], paper: dict[str, Any]) -> str:
-    """Table 4 (MNIST half): E_bar and quantized weight agreement, ours beside the paper's.
+def _frame(header: list[str], rows: list[list[str]]) -> Any:
+    import pandas as pd
+
+    return pd.DataFrame(rows, columns=header).set_index(header[0])
+
+
+def table4_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
+    """Table 4 (MNIST half) as a pandas DataFrame: E_bar and agreement, ours beside the paper's.
 
     ``paper`` is ``paper_tables()["table4"]["mnist"]``.
     """
-    lines = [
-        "| experiment | Ē (ours) | Ē (paper) | agreement (ours) | agreement (paper) | prediction agreement (ours) |",
-        "|---|---:|---:|---:|---:|---:|",
+    header = [
+        "experiment", "Ē (ours)", "Ē (paper)", "agreement (ours)", "agreement (paper)", "prediction agreement (ours)",
     ]
+    rows = []
     for optimizer in ("sgd", "adam"):
         for experiment in EXPERIMENTS[optimizer]:
             mine = ours.get(optimizer, {}).get(experiment)
             theirs = paper.get(optimizer, {}).get(experiment, {})
             if mine is None:
                 continue
-            lines.append(
-                f"| {LABELS[experiment]} ({SHORT[optimizer]}) | {_percent(mine['E_bar'])} | "
-                f"{_percent(theirs.get('E_bar'))} | {_percent(mine['agreement'], 2)} | "
-                f"{_percent(theirs.get('agreement'), 2)} | {_percent(mine.get('prediction_agreement'), 1)} |"
-            )
-    return "\n".join(lines)
+            rows.append([
+                f"{LABELS[experiment]} ({SHORT[optimizer]})",
+                _percent(mine["E_bar"]),
+                _percent(theirs.get("E_bar")),
+                _percent(mine["agreement"], 2),
+                _percent(theirs.get("agreement"), 2),
+                _percent(mine.get("prediction_agreement"), 1),
+            ])
+    return _frame(header, rows)
 
 
-def table5_markdown(ours: dict[str, Any], paper: dict[str, Any]) -> str:
-    """Table 5 (MNIST half): accuracy and loss of STE-net and Q-hat-net, ours beside the paper's.
+def table5_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
+    """Table 5 (MNIST half) as a DataFrame: accuracy and loss of STE-net and Q-hat-net, ours and the paper's.
 
     Diff = Q-hat-net - STE-net (the paper's sign). ``paper`` is ``paper_tables()["table5"]["mnist"]``.
     """
@@ -441,48 +450,49 @@ def table5_markdown(ours: dict[str, Any], paper: dict[str, Any]) -> str:
             return "–"
         return f"{100 * value:.2f}%" if column.endswith("acc") else f"{value:.4f}"
 
-    lines = [
-        "| net | train acc | train loss | val acc | val loss | paper: train acc | train loss | val acc | val loss |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["net", "train acc", "train loss", "val acc", "val loss",
+              "paper: train acc", "paper: train loss", "paper: val acc", "paper: val loss"]
+    rows = []
     for optimizer in ("sgd", "adam"):
         mine = ours.get(optimizer)
         if mine is None:
             continue
         theirs = paper.get(optimizer, {})
-        rows = (("STE", "ste_net", "ste"), ("Q̂", "q_net", "q_hat"))
-        for label, key, paper_key in rows:
-            values = [cell(c, mine[key][c]) for c in columns]
-            reference = [cell(c, theirs.get(paper_key, {}).get(c)) for c in columns]
-            lines.append(f"| {label} ({SHORT[optimizer]}) | " + " | ".join(values + reference) + " |")
+        for label, key, paper_key in (("STE", "ste_net", "ste"), ("Q̂", "q_net", "q_hat")):
+            rows.append(
+                [f"{label} ({SHORT[optimizer]})"]
+                + [cell(c, mine[key][c]) for c in columns]
+                + [cell(c, theirs.get(paper_key, {}).get(c)) for c in columns]
+            )
         diffs = []
-        for source in (mine, None):
-            for c in columns:
-                if source is None:
-                    a, b = theirs.get("q_hat", {}).get(c), theirs.get("ste", {}).get(c)
-                else:
-                    a, b = source["q_net"][c], source["ste_net"][c]
-                diffs.append("–" if a is None or b is None else cell(c, a - b))
-        lines.append(f"| Diff ({SHORT[optimizer]}) | " + " | ".join(diffs) + " |")
-    return "\n".join(lines)
+        for c in columns:
+            diffs.append(cell(c, mine["q_net"][c] - mine["ste_net"][c]))
+        for c in columns:
+            a, b = theirs.get("q_hat", {}).get(c), theirs.get("ste", {}).get(c)
+            diffs.append("–" if a is None or b is None else cell(c, a - b))
+        rows.append([f"Diff ({SHORT[optimizer]})"] + diffs)
+    return _frame(header, rows)
 
 
-def mirror_room_markdown(ours: dict[str, Any]) -> str:
+def mirror_room_frame(ours: dict[str, Any]) -> Any:
     """Per pair: do tracked weights visit the same quantized levels, and how far apart do they cross?"""
-    lines = [
-        "| experiment | tracked weights | moved (either net) | same level sequence (of moved) | crossings paired | "
-        "mean offset (steps) | median | 90th pct | same step |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
-    ]
+    header = ["experiment", "tracked weights", "moved (either net)", "same level sequence (of moved)",
+              "crossings paired", "mean offset (steps)", "median", "90th pct", "same step"]
+    rows = []
     for optimizer in ("sgd", "adam"):
         for experiment in EXPERIMENTS[optimizer]:
             entry = ours.get(optimizer, {}).get(experiment, {}).get("mirror_room")
             if entry is None:
                 continue
-            lines.append(
-                f"| {LABELS[experiment]} ({SHORT[optimizer]}) | {entry['weights']:,} | {entry['moving_weights']:,} | "
-                f"{_percent(entry['same_sequence_among_moving'], 1)} | {entry['crossings']:,} | "
-                f"{entry['mean_offset']:.2f} | {entry['median_offset']:.0f} | {entry['p90_offset']:.0f} | "
-                f"{_percent(entry['same_step_share'], 1)} |"
-            )
-    return "\n".join(lines)
+            rows.append([
+                f"{LABELS[experiment]} ({SHORT[optimizer]})",
+                f"{entry['weights']:,}",
+                f"{entry['moving_weights']:,}",
+                _percent(entry["same_sequence_among_moving"], 1),
+                f"{entry['crossings']:,}",
+                f"{entry['mean_offset']:.2f}",
+                f"{entry['median_offset']:.0f}",
+                f"{entry['p90_offset']:.0f}",
+                _percent(entry["same_step_share"], 1),
+            ])
+    return _frame(header, rows)
