@@ -30,11 +30,21 @@ API
 Batches are dicts ``{"image": float array (B, ...), "label": int array (B,)}``.
 
 Fused or separate? Measured on the 2-core CPU of this project (``benchmarks/bench_mnist_step.py``,
-results in ``benchmarks/results/mnist_step.json``): for 4 copies of the MNIST convnet at batch 128,
-one compiled function holding the 4 steps side by side ran faster than 4 separately jitted steps
-and than one ``jax.vmap`` over stacked weights (which only ties with separate steps once the
-convolutions are im2col matmuls). It also lets nets with different estimators and optimizers
-(Q-hat-net, STE-net) share one call, so that is what :func:`make_lockstep_step` does.
+results in ``benchmarks/results/mnist_step.json``), 4 copies of the MNIST convnet at batch 128, in
+net-steps per second:
+
+==========================================  ==================  ====================================
+                                            idle machine        shared machine (load 3-5), recorded
+==========================================  ==================  ====================================
+4 separately jitted steps                   24.5                10.8
+one ``jax.vmap`` over stacked weights       25.4 (1.04x)        11.2 (1.04x)
+one jitted function holding the 4 steps     28.5 (1.16x)        12.8 (1.18x)
+==========================================  ==================  ====================================
+
+(with ``lax`` convolutions instead of im2col, the vmap ran at 0.48x of separate steps). One
+compiled function holding the steps side by side is the fastest, and it lets nets with different
+estimators and optimizers (Q-hat-net, STE-net) share one call, so that is what
+:func:`make_lockstep_step` does.
 
 >>> import jax, jax.numpy as jnp, flax.linen as nn
 >>> net = Net("tiny", nn.Dense(3), make_optimizer("sgd", 0.1, total_steps=10))
