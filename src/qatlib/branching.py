@@ -94,7 +94,7 @@ __all__ = [
     "run_experiment",
     "run_optimizer",
     "write_artefact",
-    "provenance_markdown",
+    "provenance_frame",
     "map_adam_moments",
     "map_momentum",
     "map_optimizer_state",
@@ -641,8 +641,10 @@ def write_artefact(metrics_json: dict[str, Any], preset: str) -> Any:
     return results.write_json(results.metrics_path("resnet50", preset), metrics_json)
 
 
-def provenance_markdown(metrics_json: dict[str, Any]) -> str:
-    """A two-column Markdown table of a results JSON's provenance (data, model, steps, device, time)."""
+def provenance_frame(metrics_json: dict[str, Any]) -> Any:
+    """A results JSON's provenance (data, model, steps, device, time, versions) as a one-column DataFrame."""
+    import pandas as pd
+
     source = metrics_json["provenance"]
     config = source.get("config", {})
     device = source.get("device", {})
@@ -661,6 +663,4 @@ def provenance_markdown(metrics_json: dict[str, Any]) -> str:
         ("git commit", source.get("git_commit")),
         ("created (UTC)", source.get("created_utc")),
     ]
-    lines = ["| | |", "|---|---|"]
-    lines += [f"| {name} | {value} |" for name, value in rows]
-    return "\n".join(lines)
+    return pd.DataFrame({"run": [str(value) for _, value in rows]}, index=[name for name, _ in rows])
