@@ -213,13 +213,6 @@ def _has_params_structure(value: Any, structure: Any) -> bool:
         return False
 
 
-def _quantizer_list(quantizers: PyTree) -> list[UniformQuantizer]:
-    found = [q for q in jax.tree_util.tree_leaves(quantizers, is_leaf=_is_quantizer) if _is_quantizer(q)]
-    if not found:
-        raise ValueError("the quantizer tree holds no quantizer")
-    return found
-
-
 @dataclasses.dataclass(frozen=True)
 class BranchPlan:
     """How one branch starts from Q-hat-net's state at the branch step.

@@ -224,7 +224,9 @@ class TFDSImageNet:
         _, tfds = _tf_modules()
         builder = tfds.builder("imagenet2012", data_dir=self.data_dir)
         try:
-            builder.info.splits["train"]
+            prepared = builder.is_prepared() if hasattr(builder, "is_prepared") else bool(builder.info.splits)
+            if not prepared:
+                raise KeyError("imagenet2012")
         except Exception as error:  # pragma: no cover
             raise FileNotFoundError(
                 f"imagenet2012 is not prepared in data_dir={self.data_dir!r}; prepare it with tfds "
