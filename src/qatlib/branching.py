@@ -572,6 +572,10 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
             stream["next"] = step + 1
             return next(stream["iterator"])
 
+    checkpoint_dir = cfg.checkpoint_dir or None
+    if cfg.checkpoint_every > 0 and checkpoint_dir is None:
+        checkpoint_dir = str(results.results_root() / "resnet50" / (preset or "custom") / "checkpoints")
+
     evaluate = make_evaluator(model, data_parallel)
     out: dict[str, Any] = {"accuracy": {}, "E_t": {}, "losses": {}}
     train_seconds = 0.0
@@ -581,7 +585,7 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
             learning_rate=cfg.sgd_lr if optimizer == "sgd" else cfg.adam_lr, total_steps=cfg.total_steps,
             batch_fn=batch_fn, shared_fraction=cfg.shared_fraction, warmup_fraction=cfg.warmup_fraction,
             momentum=cfg.momentum, b1=cfg.b1, b2=cfg.b2, log_every=cfg.log_every, data_parallel=data_parallel,
-            checkpoint_dir=cfg.checkpoint_dir or None, checkpoint_every=cfg.checkpoint_every, progress=progress,
+            checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress,
         )
         train_seconds += run.seconds
         evaluations = {

@@ -74,7 +74,9 @@ class ResNet50Config:
     log_every: int = 10
     num_devices: int = 0  # 0 -> all local devices
     checkpoint_every: int = 0  # 0 -> no checkpoints
-    checkpoint_dir: str = ""  # "" -> results/resnet50/<preset>/checkpoints when checkpoint_every > 0
+    # "" -> results/resnet50/<preset>/checkpoints when checkpoint_every > 0; a rerun resumes from it
+    # (delete it to start over: a checkpoint only fits the config that wrote it)
+    checkpoint_dir: str = ""
 
     def validate(self) -> None:
         """ValueError for a config that cannot run, before any work starts."""
