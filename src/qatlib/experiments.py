@@ -36,7 +36,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, ClassVar
 
 import jax
 import jax.numpy as jnp
@@ -51,6 +51,7 @@ __all__ = [
     "EXPERIMENTS",
     "Pair",
     "q_hat",
+    "LayerwisePartner",
     "ste_partner",
     "lr_scale_tree",
     "comparison",
@@ -86,12 +87,38 @@ def _quantizers(tree: PyTree) -> list[Any]:
     return [q for q in jax.tree.leaves(tree, is_leaf=lambda x: x is None) if q is not None]
 
 
+@functools.lru_cache(maxsize=256)
+def _mirror_partner(q_hat: estimators.Estimator, quantizer: Any) -> estimators.Estimator:
+    with jax.ensure_compile_time_eval():  # concrete floats even while a step is being traced
+        return estimators.mirror_partner(q_hat, quantizer)
+
+
+@dataclasses.dataclass(frozen=True)
+class LayerwisePartner(estimators.Estimator):
+    """STE-net's estimator when the Appendix G partner differs per layer.
+
+    On each layer's quantizer q it is ``estimators.mirror_partner(q_hat, q)`` (PWL on
+    [M(w_min), M(w_max)] of that layer). Needed, e.g., for 1-bit kernels, where M maps the range
+    far beyond itself.
+    """
+
+    q_hat: estimators.Estimator
+    name: ClassVar[str] = "mirror_partner"
+    clips: ClassVar[bool] = True
+
+    def partner(self, quantizer: Any) -> estimators.Estimator:
+        return _mirror_partner(self.q_hat, quantizer)
+
+    def derivative(self, w: Any, quantizer: Any) -> jax.Array:
+        return self.partner(quantizer).derivative(w, quantizer)
+
+
 def ste_partner(estimator: estimators.Estimator, quantizers: PyTree) -> estimators.Estimator:
     """One model-wide STE-net estimator equal to ``mirror_partner(estimator, q)`` on every layer.
 
     The partner is ``STE()`` (Q-hat' > 0 everywhere) or PWL on [M(w_min), M(w_max)] per layer; when
     those bounds are every layer's own representable range (up to float32 rounding) that is
-    ``PWL()``. Anything else would need per-layer estimators and raises ``ValueError``.
+    ``PWL()``; otherwise :class:`LayerwisePartner`.
     """
     layers = _quantizers(quantizers)
     if not layers:
@@ -107,7 +134,7 @@ def ste_partner(estimator: estimators.Estimator, quantizers: PyTree) -> estimato
             and abs(partner.bounds(q)[0] - lo) <= tolerance
             and abs(partner.bounds(q)[1] - hi) <= tolerance
         ):
-            raise ValueError(f"the mirror partner {partner} differs per layer; this model takes one estimator")
+            return LayerwisePartner(estimator)
     return estimators.PWL()
 
 
