@@ -129,6 +129,8 @@ def test_branch_plans_follow_tables_1_and_2():
     adam = branching.branch_plan("baseline", "adam", HTGE, {"k": Q})
     assert not adam.map_weights and adam.map_state and adam.lr_factor == 1.0 and not adam.compare_mapped
     assert branching.branch_plan("baseline", "sgd", estimators.MAD(), {"k": Q}).estimator == estimators.STE()
+    control = branching.branch_plan("baseline_raw_state", "sgd", HTGE, {"k": Q})
+    assert control.map_weights and not control.map_state and control.lr_factor == "alpha"
     with pytest.raises(ValueError, match="unknown branch"):
         branching.branch_plan("unadjusted", "adam", HTGE, {"k": Q})
     with pytest.raises(ValueError, match="unknown optimizer"):

@@ -106,6 +106,9 @@ Array = jax.Array
 
 LR_TWEAK = 1.01  # "a learning rate increase of 1% (chosen arbitrarily and only once)"
 BRANCHES = {"sgd": ("baseline", "lr_tweak", "unadjusted"), "adam": ("baseline", "lr_tweak")}
+#: Opt-in control: the baseline STE-net with Q-hat-net's optimizer state copied unmapped, to
+#: measure what the state map buys (not one of the paper's experiments).
+CONTROLS = ("baseline_raw_state",)
 
 
 def shared_steps(total_steps: int, fraction: float = 0.1) -> int:
@@ -238,8 +241,10 @@ def branch_plan(name: str, optimizer: str, estimator: estimators.Estimator, quan
     """The plan of branch ``name`` for ``optimizer`` (``"sgd"`` or ``"adam"``); see the module table."""
     if optimizer not in BRANCHES:
         raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(BRANCHES)}")
-    if name not in BRANCHES[optimizer]:
-        raise ValueError(f"unknown branch {name!r} for {optimizer}; choose one of {BRANCHES[optimizer]}")
+    if name not in BRANCHES[optimizer] + CONTROLS:
+        raise ValueError(f"unknown branch {name!r} for {optimizer}; choose one of {BRANCHES[optimizer] + CONTROLS}")
+    if name == "baseline_raw_state":
+        return dataclasses.replace(branch_plan("baseline", optimizer, estimator, quantizers), name=name, map_state=False)
     if name == "lr_tweak":
         return BranchPlan(name, estimator, False, False, LR_TWEAK, False)
     if optimizer == "adam":  # baseline: Table 2 + Appendix G partner PWL[w_min, w_max]
@@ -280,7 +285,12 @@ def lr_scale_tree(plan: BranchPlan, params: PyTree, quantizers: PyTree, estimato
 # The experiment: shared period, branch, lock-step continuation, Table 4/5 metrics.
 
 #: Net names of the branches, as in the MNIST chapter's results (``accuracy`` and ``nets`` keys).
-NET_NAMES = {"baseline": "ste_net", "lr_tweak": "q_net_lr_tweak", "unadjusted": "ste_net_unadjusted"}
+NET_NAMES = {
+    "baseline": "ste_net",
+    "lr_tweak": "q_net_lr_tweak",
+    "unadjusted": "ste_net_unadjusted",
+    "baseline_raw_state": "ste_net_raw_state",
+}
 
 
 def make_estimator(name: str, sharpness: float, scale: str, normalize: bool) -> estimators.Estimator:
@@ -336,6 +346,7 @@ def run_optimizer(
     checkpoint_dir: str | None = None,
     checkpoint_every: int = 0,
     progress: bool = False,
+    branches: tuple[str, ...] | None = None,
 ) -> OptimizerRun:
     """The identical initial period for one optimizer: Q-hat-net alone, then every branch in lock step.
 
@@ -344,7 +355,8 @@ def run_optimizer(
     same batches for every net). The learning-rate schedule runs over ``total_steps`` for every net
     and continues across the branch point (optax keeps the step count in the state). With
     ``checkpoint_dir`` and ``checkpoint_every`` both phases save every N steps and resume from
-    their last checkpoint (:mod:`qatlib.checkpoint`).
+    their last checkpoint (:mod:`qatlib.checkpoint`). ``branches`` defaults to the paper's
+    (:data:`BRANCHES`); :data:`CONTROLS` may be added.
     """
     import time
 
@@ -390,7 +402,8 @@ def run_optimizer(
     shared_losses = carry["loss"]
 
     # The branch point: every branch starts from Q-hat-net's state (Tables 1 and 2).
-    plans = [branch_plan(name, optimizer, estimator, quantizers) for name in BRANCHES[optimizer]]
+    names = BRANCHES[optimizer] if branches is None else tuple(branches)
+    plans = [branch_plan(name, optimizer, estimator, quantizers) for name in names]
     nets, states = [q_net], [q_state]
     for plan in plans:
         lr_scale = lr_scale_tree(plan, q_state.params, quantizers, estimator)
