@@ -161,3 +161,20 @@ def test_one_bit_kernels_get_a_per_layer_mirror_partner_that_works_under_jit():
     ste_model = model.clone(estimator=partner)
     grads = jax.jit(jax.grad(lambda p: ste_model.apply({"params": p}, x).sum()))(params0)
     assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_claims_frame_has_one_row_per_run():
+    stored = {
+        "sgd": {"baseline": {"E_bar": 0.01}, "lr_tweak": {"E_bar": 0.001}, "unadjusted": {"E_bar": 0.03}},
+        "adam": {"baseline": {"E_bar": 0.002}, "lr_tweak": {"E_bar": 0.002}},
+        "accuracy": {
+            "sgd": {"q_net": {"val_acc": 0.9}, "ste_net": {"val_acc": 0.9}},
+            "adam": {"q_net": {"val_acc": 0.95}, "ste_net": {"val_acc": 0.97}},
+        },
+    }
+    frame = experiments.claims_frame({"run": stored})
+    row = frame.loc["run"]
+    assert row["A (SGD): Ē base / tweak"] == "fails (10.00)"
+    assert row["A (Adam): Ē base / tweak"] == "holds (1.00)"
+    assert row["B (SGD): Ē unadj / base"] == "holds (3.00)"
+    assert row["accuracy (Adam): Δ val acc"] == "fails (-2.00 pp)"

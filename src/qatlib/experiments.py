@@ -523,3 +523,27 @@ def mirror_room_frame(ours: dict[str, Any]) -> Any:
                 _percent(entry["same_step_share"], 1),
             ])
     return _frame(header, rows)
+
+
+def claims_frame(runs: dict[str, dict[str, Any]]) -> Any:
+    """One row per results JSON (``{label: metrics_json}``): the verdict on each claim, with its ratio."""
+    header = ["run", "A (SGD): Ē base / tweak", "A (Adam): Ē base / tweak", "B (SGD): Ē unadj / base",
+              "accuracy (SGD): Δ val acc", "accuracy (Adam): Δ val acc"]
+    rows = []
+    for label, metrics_json in runs.items():
+        verdicts = claims(metrics_json)
+
+        def ratio(optimizer: str, key: str) -> str:
+            v = verdicts.get(optimizer)
+            if v is None or key not in v:
+                return "–"
+            return f"{'holds' if v[key] else 'fails'} ({v[key + '_ratio']:.2f})"
+
+        def accuracy(optimizer: str) -> str:
+            v = verdicts.get(optimizer)
+            if v is None:
+                return "–"
+            return f"{'holds' if v['accuracy'] else 'fails'} ({100 * v['val_acc_difference']:+.2f} pp)"
+
+        rows.append([label, ratio("sgd", "A"), ratio("adam", "A"), ratio("sgd", "B"), accuracy("sgd"), accuracy("adam")])
+    return _frame(header, rows)
