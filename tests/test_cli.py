@@ -73,3 +73,12 @@ def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path)
     assert json.loads((tmp_path / "book" / "out.json").read_text()) == {"steps": 1, "lr": 0.5, "preset": "quick"}
     with pytest.raises(ValueError, match="unknown parameter"):
         cli.run_chapter("toy", "quick", [["epochs", "2"]])
+
+
+def test_missing_tfds_data_fails_before_running(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="download_and_prepare"):
+        cli.check_parameters("mnist", "paper", [])
+    monkeypatch.setattr(cli, "run_chapter", lambda *a, **k: (_ for _ in ()).throw(AssertionError("must not run")))
+    assert cli.main(["run", "mnist", "--preset", "paper"]) == 2
+    assert "not prepared" in capsys.readouterr().err

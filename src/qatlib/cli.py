@@ -78,7 +78,8 @@ def repository_root() -> Path:
 
 
 def check_parameters(chapter: str, preset: str | None, parameters: Sequence[Sequence[str]]) -> tuple[str, dict[str, Any]]:
-    """Resolve the chapter's config now (unknown chapter, preset, name or bad value -> ValueError).
+    """Resolve the chapter's config now (unknown chapter, preset, name or bad value -> ValueError;
+    data the config needs but cannot find -> FileNotFoundError, via its optional ``preflight()``).
 
     Returns the preset name and the overrides converted to their fields' types.
     """
@@ -93,6 +94,9 @@ def check_parameters(chapter: str, preset: str | None, parameters: Sequence[Sequ
         overrides[name] = value
     name = presets_lib.choose_preset(preset)
     config = presets_lib.resolve(CHAPTERS[chapter].registry(), name, overrides)
+    preflight = getattr(config, "preflight", None)
+    if callable(preflight):
+        preflight()  # e.g. the chapter's data must be on disk
     converted = {key: results.to_jsonable(getattr(config, key)) for key in overrides}
     return name, converted
 
@@ -133,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "run":
         try:
             name, _ = check_parameters(args.chapter, args.preset, args.parameters)
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:
             print(f"error: {error}", file=sys.stderr)
             return 2
         start = time.perf_counter()

@@ -93,6 +93,15 @@ class MNISTConfig:
         if self.conv_impl not in ("im2col", "lax"):
             raise ValueError(f"conv_impl must be 'im2col' or 'lax', got {self.conv_impl!r}")
 
+    def preflight(self) -> None:
+        """FileNotFoundError now (not after minutes of kernel start-up) when the chosen data is absent."""
+        if self.source == "tfds":
+            from qatlib import data
+
+            root = data.tfds_data_dir(self.data_dir or None)
+            if data.tfds_prepared_dir(root) is None:
+                raise FileNotFoundError(data.PREPARE_HINT.format(data_dir=root))
+
 
 PRESETS: dict[str, MNISTConfig] = {
     "quick": MNISTConfig(
