@@ -77,7 +77,9 @@ def repository_root() -> Path:
     raise FileNotFoundError("cannot find the qatlib repository (pyproject.toml and book/) above the working directory")
 
 
-def check_parameters(chapter: str, preset: str | None, parameters: Sequence[Sequence[str]]) -> tuple[str, dict[str, Any]]:
+def check_parameters(
+    chapter: str, preset: str | None, parameters: Sequence[Sequence[str]]
+) -> tuple[str, dict[str, Any]]:
     """Resolve the chapter's config now (unknown chapter, preset, name or bad value -> ValueError;
     data the config needs but cannot find -> FileNotFoundError, via its optional ``preflight()``).
 

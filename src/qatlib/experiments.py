@@ -307,7 +307,10 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
     if tracked:
         levels = {
             name: np.concatenate(
-                [np.asarray(metrics.flat_level_indices(initial_params[name], quantizers, sample))[None], result.observations[name]]
+                [
+                    np.asarray(metrics.flat_level_indices(initial_params[name], quantizers, sample))[None],
+                    result.observations[name],
+                ]
             )
             for name in names
         }
@@ -352,7 +355,12 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
         "alpha": {path: qatlib.alpha(q, estimator) for path, q in layer_quantizers.items()},
         "w_max": {path: q.representable_range[1] for path, q in layer_quantizers.items()},
         "estimator": {"q_hat": repr(estimator), "ste_net": repr(ste_partner(estimator, quantizers))},
-        "data": {"source": dataset.source, "note": dataset.note, "train": len(dataset.train_labels), "val": len(dataset.val_labels)},
+        "data": {
+            "source": dataset.source,
+            "note": dataset.note,
+            "train": len(dataset.train_labels),
+            "val": len(dataset.val_labels),
+        },
         "tracked_weights": int(tracked),
         "train_seconds": result.seconds,
         "first_step_seconds": result.first_step_seconds,
@@ -545,5 +553,7 @@ def claims_frame(runs: dict[str, dict[str, Any]]) -> Any:
                 return "–"
             return f"{'holds' if v['accuracy'] else 'fails'} ({100 * v['val_acc_difference']:+.2f} pp)"
 
-        rows.append([label, ratio("sgd", "A"), ratio("adam", "A"), ratio("sgd", "B"), accuracy("sgd"), accuracy("adam")])
+        rows.append(
+            [label, ratio("sgd", "A"), ratio("adam", "A"), ratio("sgd", "B"), accuracy("sgd"), accuracy("adam")]
+        )
     return _frame(header, rows)

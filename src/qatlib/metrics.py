@@ -165,7 +165,10 @@ def flat_level_indices(params: PyTree, quantizers: PyTree, sample: np.ndarray | 
     ``sample`` picks positions of that flat vector (a fixed index array): jit-safe, for
     ``train_lockstep(observe=...)``.
     """
-    parts = [quantizer.level_index(leaf).reshape(-1).astype(jnp.int8) for _, leaf, quantizer in quantized_leaves(params, quantizers)]
+    parts = [
+        quantizer.level_index(leaf).reshape(-1).astype(jnp.int8)
+        for _, leaf, quantizer in quantized_leaves(params, quantizers)
+    ]
     flat = jnp.concatenate(parts)
     return flat if sample is None else flat[jnp.asarray(sample)]
 

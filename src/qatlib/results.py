@@ -170,7 +170,9 @@ def _git_commit() -> str | None:
     return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
 
 
-def provenance(*, data: Any, steps: int, seconds: float, config: Any, preset: str | None = None, **extra: Any) -> dict[str, Any]:
+def provenance(
+    *, data: Any, steps: int, seconds: float, config: Any, preset: str | None = None, **extra: Any
+) -> dict[str, Any]:
     """Provenance of a run: data, steps, seconds, device, versions, git commit, config, UTC time."""
     return {
         "data": data,

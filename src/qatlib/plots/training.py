@@ -154,7 +154,8 @@ def derivative_per_layer(
     for ax, (name, quantizer) in zip(axes[0], quantizers.items(), strict=True):
         w_max = quantizer.representable_range[1]
         w = np.linspace(-1.2 * w_max, 1.2 * w_max, points)
-        ax.plot(w, np.asarray(estimator.derivative(jnp.asarray(w, jnp.float32), quantizer)), color="tab:blue", label="Q̂′")
+        slope = np.asarray(estimator.derivative(jnp.asarray(w, jnp.float32), quantizer))
+        ax.plot(w, slope, color="tab:blue", label="Q̂′")
         if partner is not None:
             ax.plot(
                 w, np.asarray(partner.derivative(jnp.asarray(w, jnp.float32), quantizer)), color="tab:orange", ls="--",
