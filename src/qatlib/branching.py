@@ -599,6 +599,7 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
             batch_fn=batch_fn, shared_fraction=cfg.shared_fraction, warmup_fraction=cfg.warmup_fraction,
             momentum=cfg.momentum, b1=cfg.b1, b2=cfg.b2, log_every=cfg.log_every, data_parallel=data_parallel,
             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress,
+            branches=BRANCHES[optimizer] + tuple(cfg.controls),
         )
         train_seconds += run.seconds
         evaluations = {

@@ -13,10 +13,16 @@ branches (baseline, lr-tweak) continue in lock step with it on the same batches.
 * ``default`` -- the book build: the full ResNet50 (3-4-6-3, 64 filters, 23.5M quantized weights)
   on the real MNIST subset (4,000 training digits, padded to 32x32x3: not ImageNet), 160 steps of
   batch 16 (0.64 epoch; the first 16 shared) for SGD and for Adam: 4 + 3 ResNet50s in lock step.
-  Measured: 16.8 minutes wall on the same 2-core CPU under a load average of 7-10 from other jobs
-  (about 0.4 s per ResNet50 step at batch 16); roughly half of that on an idle machine. Measured
+  Measured on the same 2-core CPU: 8.9 minutes (9.1 for the whole notebook via the CLI) with other
+  jobs keeping the load average near 5, 16.8 minutes under a load average of 7-10; about 0.3 s per
+  ResNet50 step at batch 16, plus about 3 minutes of compilation and evaluation. Bit-identical
+  results across those runs. Measured
   result (``results/resnet50/default``): SGD E_bar 0.021% / 0.029% / 0.054% (baseline / lr-tweak /
   unadjusted), Adam 0.25% / 0.27%; agreement above 99%.
+* ``state_map_control`` -- ``default`` plus one control branch per optimizer: the baseline
+  STE-net with Q-hat-net's optimizer state copied *unmapped* (``baseline_raw_state``), to measure
+  what the momentum / Adam-moment map of :mod:`qatlib.branching` buys. A results artefact
+  (``results/resnet50/state_map_control``) that the chapter renders; not run by the book build.
 * ``paper`` -- the paper's configuration for a user with ImageNet prepared for tfds and an
   accelerator: imagenet2012 at 224x224, 100 epochs of batch 128 (the Flax example's defaults),
   10 shared epochs, checkpoints every epoch, data parallel over all local devices. Never run for
@@ -69,6 +75,7 @@ class ResNet50Config:
     warmup_fraction: float = 0.05
     total_steps: int = 160
     shared_fraction: float = 0.1
+    controls: tuple[str, ...] = ()  # extra branches beyond the paper's: "baseline_raw_state"
     seed: int = 0
     # running
     log_every: int = 10
@@ -94,6 +101,8 @@ class ResNet50Config:
         unknown = set(self.optimizers) - {"sgd", "adam"}
         if unknown or not self.optimizers:
             raise ValueError(f"optimizers must be a non-empty subset of ('sgd', 'adam'), got {self.optimizers}")
+        if set(self.controls) - {"baseline_raw_state"}:
+            raise ValueError(f"controls must be a subset of ('baseline_raw_state',), got {self.controls}")
         if self.conv_impl not in ("im2col", "lax"):
             raise ValueError(f"conv_impl must be 'im2col' or 'lax', got {self.conv_impl!r}")
         if min(self.sgd_lr, self.adam_lr) <= 0:
@@ -116,6 +125,7 @@ PRESETS: dict[str, ResNet50Config] = {
         eval_examples=200,
     ),
     "default": ResNet50Config(),
+    "state_map_control": ResNet50Config(controls=("baseline_raw_state",)),
     "paper": ResNet50Config(
         dataset="imagenet2012",
         batch_size=128,
