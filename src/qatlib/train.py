@@ -34,11 +34,11 @@ results in ``benchmarks/results/mnist_step.json``), 4 copies of the MNIST convne
 net-steps per second:
 
 ==========================================  ==================  ====================================
-                                            idle machine        shared machine (load 3-5), recorded
+                                            idle machine        shared machine (load ~4.5), recorded
 ==========================================  ==================  ====================================
-4 separately jitted steps                   24.5                10.8
-one ``jax.vmap`` over stacked weights       25.4 (1.04x)        11.2 (1.04x)
-one jitted function holding the 4 steps     28.5 (1.16x)        12.8 (1.18x)
+4 separately jitted steps                   24.5                13.2
+one ``jax.vmap`` over stacked weights       25.4 (1.04x)        14.1 (1.07x)
+one jitted function holding the 4 steps     28.5 (1.16x)        14.9 (1.12x)
 ==========================================  ==================  ====================================
 
 (with ``lax`` convolutions instead of im2col, the vmap ran at 0.48x of separate steps). One
