@@ -282,6 +282,7 @@ still mapped by M for SGD, α·η, same partner estimator). {glue:text}`resnet_c
 code(r"""
 import pandas as pd
 
+NAMES = {"sgd": "SGD", "adam": "Adam"}
 control_source = None
 if cfg.controls:
     control_source = run_json
@@ -295,9 +296,9 @@ if control_source is not None:
         if "baseline_raw_state" not in curves:
             continue
         mapped, raw = curves["baseline"]["E_bar"], curves["baseline_raw_state"]["E_bar"]
-        rows.append([optimizer.upper(), _pct(mapped[1], 4), _pct(raw[1], 4), _pct(mapped[-1]), _pct(raw[-1])])
+        rows.append([NAMES[optimizer], _pct(mapped[1], 4), _pct(raw[1], 4), _pct(mapped[-1]), _pct(raw[-1])])
         sentences.append(
-            f"{optimizer.upper()}: {_pct(mapped[1], 4)} with the mapped state against {_pct(raw[1], 4)} without, "
+            f"{NAMES[optimizer]}: {_pct(mapped[1], 4)} with the mapped state against {_pct(raw[1], 4)} without, "
             f"{steps[1] - steps[0]} steps after the branch ({raw[1] / mapped[1]:.1f}x), and {_pct(mapped[-1])} "
             f"against {_pct(raw[-1])} at the end"
         )
@@ -350,12 +351,12 @@ weights_low = min(ours[o][b]["agreement"] for o, b in pairs)
 predictions_low = {
     kind: min(ours[o][b]["prediction_agreement"] for o, b in pairs if b == kind) for kind in ("baseline", "lr_tweak")
 }
-link = "yet" if min(predictions_low.values()) < weights_low - 0.01 else "and"
+link = "yet only" if min(predictions_low.values()) < weights_low - 0.01 else "and at least"
 glue(
     "resnet_agreement_sentence",
-    f"Every pair agrees on at least {_pct(weights_low, 2)} of its quantized weights, {link} the two nets "
-    f"predict the same class on as few as {_pct(predictions_low['baseline'], 1)} of the validation images "
-    f"for a baseline pair and {_pct(predictions_low['lr_tweak'], 1)} for an lr-tweak pair.",
+    f"Every pair agrees on at least {_pct(weights_low, 2)} of its quantized weights, {link} "
+    f"{_pct(predictions_low['baseline'], 1)} (baseline pairs) and {_pct(predictions_low['lr_tweak'], 1)} "
+    "(lr-tweak pairs) of the validation images get the same class from both nets.",
     display=False,
 )
 """, tags=("remove-input",))
