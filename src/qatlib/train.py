@@ -33,15 +33,16 @@ Fused or separate? Measured on the 2-core CPU of this project (``benchmarks/benc
 results in ``benchmarks/results/mnist_step.json``), 4 copies of the MNIST convnet at batch 128, in
 net-steps per second:
 
-==========================================  ==================  ====================================
-                                            idle machine        shared machine (load ~4.5), recorded
-==========================================  ==================  ====================================
-4 separately jitted steps                   24.5                13.2
-one ``jax.vmap`` over stacked weights       25.4 (1.04x)        14.1 (1.07x)
-one jitted function holding the 4 steps     28.5 (1.16x)        14.9 (1.12x)
-==========================================  ==================  ====================================
+==========================================  ==========================  ============================
+                                            quiet machine (load ~1.5)   shared machine (load ~4.5)
+==========================================  ==========================  ============================
+4 separately jitted steps                   24.6                        13.2
+one ``jax.vmap`` over stacked weights       25.1 (1.02x)                14.1 (1.07x)
+one jitted function holding the 4 steps     27.7 (1.13x)                14.9 (1.12x)
+==========================================  ==========================  ============================
 
-(with ``lax`` convolutions instead of im2col, the vmap ran at 0.48x of separate steps). One
+(the quiet-machine run is the one recorded in the JSON; with ``lax`` convolutions instead of
+im2col, a vmap ran at 0.48x of separate steps). One
 compiled function holding the steps side by side is the fastest, and it lets nets with different
 estimators and optimizers (Q-hat-net, STE-net) share one call, so that is what
 :func:`make_lockstep_step` does.
