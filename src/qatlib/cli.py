@@ -12,8 +12,8 @@ Chapters are a registry: adding one is one line in :data:`CHAPTERS`.
 
 >>> parse_args(["run", "mnist", "--preset", "quick", "-p", "steps", "5"]).parameters
 [['steps', '5']]
->>> sorted(CHAPTERS)[:1]
-['mnist']
+>>> sorted(CHAPTERS)
+['intuition', 'mnist', 'resnet50', 'theorems']
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ class Chapter:
 
 
 CHAPTERS: dict[str, Chapter] = {
+    "intuition": Chapter("book/intuition.ipynb", "qatlib.presets.intuition:PRESETS"),
+    "theorems": Chapter("book/theorems.ipynb", "qatlib.presets.theorems:PRESETS"),
     "mnist": Chapter("book/mnist.ipynb", "qatlib.presets.mnist:PRESETS"),
     "resnet50": Chapter("book/resnet50.ipynb", "qatlib.presets.resnet50:PRESETS"),
 }

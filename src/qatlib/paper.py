@@ -17,7 +17,7 @@ __all__ = ["paper_tables"]
 
 @functools.cache
 def _load() -> str:
-    return resources.files("qatlib").joinpath("data/paper_tables.json").read_text()
+    return resources.files("qatlib").joinpath("paper_tables.json").read_text()
 
 
 def paper_tables() -> dict[str, Any]:
