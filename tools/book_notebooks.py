@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_notebook
+from notebook_cells import code, md
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -18,15 +19,6 @@ IMPORTS_NOTE = "# Plumbing: imports, then the names that exist before papermill'
 PARAMETERS = 'preset = None  # quick | default | paper; None -> $QATLIB_PRESET or "default"'
 
 
-def md(text: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, *tags: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    return cell
 
 
 # ------------------------------------------------------------------------------------ intuition

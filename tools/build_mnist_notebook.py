@@ -8,20 +8,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_notebook
+from notebook_cells import code, md
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def md(text: str) -> nbformat.NotebookNode:
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str, *tags: str) -> nbformat.NotebookNode:
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    return cell
 
 
 CELLS = [
@@ -162,10 +154,7 @@ display(experiments.table4_frame(ours, PAPER["table4"]["mnist"]))
 verdicts = experiments.claims(ours)
 
 
-def _pct(value, decimals=3):
-    return f"{100 * value:.{decimals}f}%"
-
-
+_pct = results.percent
 for optimizer in cfg.optimizers:
     for experiment in experiments.EXPERIMENTS[optimizer]:
         entry = ours[optimizer][experiment]

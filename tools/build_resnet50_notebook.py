@@ -6,20 +6,19 @@ The notebook is the committed artefact; this script keeps the chapter editable a
 from pathlib import Path
 
 import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_notebook
+
+import notebook_cells
 
 cells = []
 
 
 def md(text):
-    cells.append(new_markdown_cell(text.strip("\n")))
+    cells.append(notebook_cells.md(text))
 
 
 def code(text, tags=()):
-    cell = new_code_cell(text.strip("\n"))
-    if tags:
-        cell.metadata["tags"] = list(tags)
-    cells.append(cell)
+    cells.append(notebook_cells.code(text, *tags))
 
 
 md(r"""
@@ -174,14 +173,8 @@ print(checks)
 """, tags=("remove-cell",))
 
 code(r"""
-def _pct(value, decimals=3):
-    return f"{100 * value:.{decimals}f}%"
-
-
-def _minutes(seconds):
-    return f"{seconds / 60:.1f} minutes" if seconds >= 90 else f"{seconds:.0f} seconds"
-
-
+_pct = results.percent
+_minutes = results.duration
 model = run_json["model"]
 alphas = sorted({round(a, 4) for a in run_json["alpha"].values()})
 device = source["device"]

@@ -29,6 +29,8 @@ from typing import Any
 import numpy as np
 
 __all__ = [
+    "percent",
+    "duration",
     "RESULTS_ENV",
     "results_root",
     "metrics_path",
@@ -186,3 +188,21 @@ def provenance(
         "config": to_jsonable(config),
         **extra,
     }
+
+
+def percent(fraction: float, decimals: int = 3) -> str:
+    """A fraction as the chapters print it: ``percent(0.00515) == '0.515%'``.
+
+    >>> percent(0.9831, 2)
+    '98.31%'
+    """
+    return f"{100 * fraction:.{decimals}f}%"
+
+
+def duration(seconds: float) -> str:
+    """A wall time in words: seconds below 90 s, minutes above.
+
+    >>> duration(42.4), duration(3421)
+    ('42 seconds', '57.0 minutes')
+    """
+    return f"{seconds / 60:.1f} minutes" if seconds >= 90 else f"{seconds:.0f} seconds"
