@@ -147,8 +147,13 @@ def _checked(quantizer: UniformQuantizer, estimator: Estimator) -> None:
             raise ValueError(f"{estimator!r} declares cyclical=True but Q̂' differs between finite bins")
 
 
+def _overrides(estimator: Estimator, hook: str) -> bool:
+    """Whether the estimator's class supplies its own closed-form hook (see qatlib.estimators)."""
+    return getattr(type(estimator), hook) is not getattr(Estimator, hook)
+
+
 def _needs_quadrature(estimator: Estimator) -> bool:
-    return type(estimator)._local_integral is Estimator._local_integral and not isinstance(estimator, EDE)
+    return not _overrides(estimator, "_local_integral") and not isinstance(estimator, EDE)
 
 
 @functools.lru_cache(maxsize=512)
@@ -228,8 +233,7 @@ def _check_method(method: Method) -> None:
 # ------------------------------------------------------------------------------------------- M
 def _local_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Callable[[Array], Array]:
     if method != "quadrature":
-        probe = estimator._local_integral(jnp.zeros((), jnp.float32), quantizer)
-        if probe is not None:
+        if _overrides(estimator, "_local_integral"):
             return lambda x: estimator._local_integral(x, quantizer)
         if method == "closed_form":
             raise ValueError(f"{estimator!r} has no closed form for M")
@@ -242,8 +246,7 @@ def _tail_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method, 
     if clips(estimator, quantizer):
         return lambda d: d
     if method != "quadrature":
-        closed = estimator._tail_integral(jnp.zeros((), jnp.float32), quantizer)
-        if closed is not None:
+        if _overrides(estimator, "_tail_integral"):
             return lambda d: estimator._tail_integral(d, quantizer)
         if method == "closed_form":
             raise ValueError(f"{estimator!r} has no closed form for M beyond the representable range")
@@ -401,9 +404,8 @@ def _inverse_array(v: Array, quantizer: UniformQuantizer, estimator: Estimator, 
     def tail_inverse(excess: Array, side: int) -> Array:
         if clips(estimator, quantizer):
             return excess
-        closed = None if method == "quadrature" else estimator._tail_integral_inverse(excess / a, quantizer)
-        if closed is not None:
-            return closed
+        if method != "quadrature" and _overrides(estimator, "_tail_integral_inverse"):
+            return estimator._tail_integral_inverse(excess / a, quantizer)
         # Bracket by doubling, then bisect: T is increasing with T(0) = 0.
         tail = _tail_fn(quantizer, estimator, method, side)
         target = excess / a
