@@ -14,7 +14,10 @@ Q = UniformQuantizer.from_bits(2, 1.5)  # Δ = 1, levels ±0.5, ±1.5, boundarie
 
 
 def all_estimators():
-    return [E.STE(), E.PWL(), E.MAD(), E.HTGE(2.0), E.HTGE(5.5, scale="range", normalize=True), E.DSQ(0.2)]
+    return [
+        E.STE(), E.PWL(), E.MAD(), E.HTGE(2.0), E.HTGE(5.5, scale="range", normalize=True), E.DSQ(0.2),
+        E.HTGE(2.0, centre="level"), E.DSQ(0.2, centre="level"),
+    ]
 
 
 @pytest.mark.parametrize("est", all_estimators(), ids=lambda e: repr(e))
@@ -45,10 +48,38 @@ def test_clipping_estimators_vanish_beyond_range():
 
 
 def test_htge_appendix_h_form():
+    # Appendix B / H: the tanh is centred on the threshold between the two enclosing levels
+    # (levels 0.5 and 1.5 enclose 0.7 and 0.9 and 1.3: threshold 1.0; levels -0.5 and 0.5 enclose 0.2).
     k = 3.0
-    w = jnp.array([0.5, 0.7, 0.9])
-    expected = k / np.cosh(k * (np.asarray(w) - 0.5)) ** 2
+    w = jnp.array([0.2, 0.7, 0.9, 1.0, 1.3])
+    centre = np.array([0.0, 1.0, 1.0, 1.0, 1.0])
+    expected = k / np.cosh(k * (np.asarray(w) - centre)) ** 2
     np.testing.assert_allclose(E.HTGE(k).derivative(w, Q), expected, rtol=1e-6)
+    # The level-centred control is the same shape shifted by Δ/2: centred on the nearest level.
+    level = np.array([0.5, 0.5, 0.5, 0.5, 1.5])
+    np.testing.assert_allclose(E.HTGE(k, centre="level").derivative(w, Q), k / np.cosh(k * (np.asarray(w) - level)) ** 2, rtol=1e-6)
+
+
+@pytest.mark.parametrize("make", [lambda c: E.HTGE(4.0, scale="bin", normalize=True, centre=c), lambda c: E.DSQ(0.2, centre=c)])
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_paper_shape_peaks_at_thresholds_and_is_smallest_at_levels(make, bits):
+    q = BinaryQuantizer(1.0) if bits == 1 else UniformQuantizer.from_bits(bits, 1.0)
+    est, control = make("threshold"), make("level")
+    levels, thresholds = jnp.asarray(q.levels()), jnp.asarray(q.boundary_points())
+    inside = jnp.linspace(*q.representable_range, 4001)
+    d = est.derivative(inside, q)
+    np.testing.assert_allclose(est.derivative(thresholds, q), float(d.max()), rtol=1e-5)
+    np.testing.assert_allclose(est.derivative(levels, q), float(d.min()), rtol=1e-5)
+    assert float(est.derivative(thresholds, q).min()) > float(est.derivative(levels, q).max())
+    # ... and the control the other way round.
+    assert float(control.derivative(levels, q).min()) > float(control.derivative(thresholds, q).max())
+
+
+def test_bad_centre():
+    with pytest.raises(ValueError, match="centre must be one of"):
+        E.HTGE(1.0, centre="middle")
+    with pytest.raises(ValueError, match="centre must be one of"):
+        E.DSQ(0.2, centre="bin")
 
 
 def test_htge_scales_agree():
@@ -60,9 +91,10 @@ def test_htge_scales_agree():
 
 
 @pytest.mark.parametrize("k", [0.5, 2.0, 7.0])
-def test_normalised_htge_rises_by_delta_across_a_bin(k):
-    x = np.linspace(-0.5, 0.5, 20001)
-    d = np.asarray(E.HTGE(k, normalize=True).derivative(jnp.asarray(0.5 + x, jnp.float32), Q))
+@pytest.mark.parametrize("centre", ["threshold", "level"])
+def test_normalised_htge_rises_by_delta_from_level_to_level(k, centre):
+    x = np.linspace(0.0, 1.0, 20001)  # from the level 0.5 to the level 1.5
+    d = np.asarray(E.HTGE(k, normalize=True, centre=centre).derivative(jnp.asarray(0.5 + x, jnp.float32), Q))
     assert np.trapezoid(d, x) == pytest.approx(Q.delta, rel=1e-5)
 
 

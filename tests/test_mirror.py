@@ -20,6 +20,8 @@ ESTIMATORS = {
     "htge_paper": E.HTGE(5.5, scale="range", normalize=True),
     "htge_pei": E.HTGE(3.0, scale="bin"),
     "dsq": E.DSQ(0.2),
+    "htge_level": E.HTGE(5.5, scale="range", normalize=True, centre="level"),  # the phase control
+    "dsq_level": E.DSQ(0.2, centre="level"),
 }
 # A smooth, positive, cyclical user estimator: exercises the quadrature path end to end.
 CUSTOM = E.Custom(lambda w: 1.5 + 0.5 * jnp.cos(2 * jnp.pi * (w + 0.3) / 0.2), clips_outside=False)
@@ -98,6 +100,47 @@ def test_closed_form_equals_quadrature(name, bits):
     slope = jnp.where(q.in_range(w), weight_map_derivative(w, q, est), 1.0)
     tolerance = 2e-7 + 2e-6 * jnp.abs(closed) + 8 * np.finfo(np.float32).eps * (jnp.abs(w) + q.delta) * slope
     assert bool(jnp.all(jnp.abs(closed - quad) <= tolerance))
+
+
+@pytest.mark.parametrize("k_times_delta", [2.0, 5.5, 12.0])  # soft (2/Δ) to sharp (12/Δ)
+@pytest.mark.parametrize("bits", [1, 2, 4])
+def test_threshold_centred_closed_form_equals_quadrature_of_eq_4(k_times_delta, bits):
+    q = BinaryQuantizer(0.2) if bits == 1 else UniformQuantizer.from_bits(bits, 0.2)
+    est = E.HTGE(k_times_delta, scale="bin", normalize=True)  # k = k_times_delta / Δ
+    assert qatlib.alpha(q, est, method="closed_form") == pytest.approx(qatlib.alpha(q, est, method="quadrature"), rel=1e-9)
+    with jax.enable_x64(True):  # float64: compares the formulas, not float32 conditioning
+        w = jnp.linspace(-0.3, 0.3, 1201, dtype=jnp.float64)
+        closed, quad = qatlib.weight_map(w, q, est), qatlib.weight_map(w, q, est, method="quadrature")
+        # The quadrature path interpolates a table (relative error ≲ 1e-7 of the bin's integral).
+        np.testing.assert_allclose(closed, quad, rtol=0, atol=1e-6 * q.delta)
+        thresholds = jnp.asarray(q.boundary_points(), jnp.float64)
+        np.testing.assert_allclose(qatlib.weight_map(thresholds, q, est), thresholds, atol=1e-12)
+        off_threshold = jnp.min(jnp.abs(w[:, None] - thresholds[None, :]), axis=1) > 1e-9
+        np.testing.assert_array_equal(q(closed)[off_threshold], q(w)[off_threshold])
+
+
+@pytest.mark.parametrize("bits", [2, 4])
+def test_phase_shift_keeps_alpha_and_constants_but_moves_m(bits):
+    q = UniformQuantizer.from_bits(bits, 0.1)
+    paper = E.HTGE(5.5, scale="range", normalize=True)
+    control = E.HTGE(5.5, scale="range", normalize=True, centre="level")
+    assert qatlib.alpha(q, paper) == pytest.approx(qatlib.alpha(q, control), rel=1e-12)
+    for method in ("auto", "numerical"):
+        np.testing.assert_allclose(
+            qatlib.theory.lipschitz_constants(q, paper, method=method),
+            qatlib.theory.lipschitz_constants(q, control, method=method),
+            rtol=1e-6,
+        )
+    assert qatlib.theory.appendix_h_constant(q, paper) == pytest.approx(qatlib.theory.appendix_h_constant(q, control))
+    # M is anchored at the thresholds in both, but 1/Q̂' is integrated over another shape: a weight a
+    # quarter of a bin from a threshold moves towards it under one and away from it under the other.
+    t = float(q.boundary_points()[0])
+    w = jnp.asarray([t - q.delta / 4, t + q.delta / 4], jnp.float32)
+    m_paper, m_control = qatlib.weight_map(w, q, paper), qatlib.weight_map(w, q, control)
+    assert float(jnp.max(jnp.abs(m_paper - m_control))) > 0.01 * q.delta
+    # Q̂' is largest at the thresholds, so M' = α/Q̂' is smallest there: M pulls weights towards them.
+    assert bool(jnp.all(jnp.abs(m_paper - t) < jnp.abs(w - t)))
+    assert bool(jnp.all(jnp.abs(m_control - t) > jnp.abs(w - t)))
 
 
 def test_htge_alpha_closed_form_value():

@@ -11,8 +11,9 @@ general numerical implementation in :mod:`qatlib.mirror`; an estimator with a cl
 it through the optional hooks ``_local_integral`` (∫ ds/Q̂'(s) across one bin, in the bin-local
 coordinate x = w − Q(w)) and ``_tail_integral`` (the same beyond the representable range).
 
-Cyclical estimators are written in the bin-local coordinate x = w − Q(w) ∈ [−Δ/2, Δ/2], so the
-same object serves every layer's quantizer.
+Cyclical estimators are written in the bin-local coordinate x = w − Q(w) ∈ [−Δ/2, Δ/2] (a "bin"
+here is the set of weights that round to one level; its ends are the rounding thresholds, the
+boundary points that M fixes), so the same object serves every layer's quantizer.
 
 >>> from qatlib.quantizers import UniformQuantizer
 >>> q = UniformQuantizer.from_bits(2, 1.5)            # Δ = 1, levels ±0.5, ±1.5
@@ -20,7 +21,9 @@ same object serves every layer's quantizer.
 [1.0, 1.0]
 >>> [float(v) for v in PWL().derivative(jnp.array([0.3, 4.0]), q)]
 [1.0, 0.0]
->>> round(float(HTGE(2.0).derivative(jnp.array(0.5), q)), 6)   # k / cosh²(0) at a bin centre
+>>> round(float(HTGE(2.0).derivative(jnp.array(0.0), q)), 6)   # k / cosh²(0) at a threshold
+2.0
+>>> round(float(HTGE(2.0, centre="level").derivative(jnp.array(0.5), q)), 6)  # the shifted control
 2.0
 >>> get("htge", sharpness=2.0) == HTGE(2.0)
 True
@@ -47,6 +50,7 @@ __all__ = [
     "MAD",
     "HTGE",
     "DSQ",
+    "CENTRES",
     "EDE",
     "Custom",
     "get",
@@ -186,8 +190,26 @@ class MAD(Estimator):
 
 
 # ------------------------------------------------------------------------------------ tanh family
+Centre = Literal["threshold", "level"]
+CENTRES: tuple[str, ...] = ("threshold", "level")
+
+
 class _TanhBin(Estimator):
-    """Q̂'(w) = A·k / cosh²(k·x) on each bin (x = w − Q(w)), zero beyond the representable range."""
+    """Q̂'(w) = A·k / cosh²(k·(w − c(w))) inside the representable range, zero beyond it.
+
+    ``centre`` says where each tanh is centred:
+
+    * ``"threshold"`` (the paper's shape; Appendix B, Pei et al. 2023, Gong et al. 2019 and the
+      authors' code): c(w) is the rounding threshold between the two levels that enclose w, so Q̂'
+      peaks where Q jumps and is smallest at the levels. In the level-centred bin coordinate
+      x = w − Q(w) ∈ [−Δ/2, Δ/2] this is Q̂' = A·k / cosh²(k·(Δ/2 − |x|)); at the ends of the
+      range the pieces are the outer halves of the bumps on the outermost thresholds.
+    * ``"level"``: c(w) = Q(w), the level nearest w (Q̂' peaks on the levels). The same shape
+      shifted by Δ/2; kept only as a named control for "how much does the phase matter?".
+
+    Over a full period both have the same α, L₋, L₊, L′ (a shift of Δ/2 moves no constant); M
+    differs, since it integrates 1/Q̂' from the thresholds.
+    """
 
     clips: ClassVar[bool] = True
     is_symmetric: ClassVar[bool] = True
@@ -200,22 +222,41 @@ class _TanhBin(Estimator):
     def amplitude(self, quantizer: UniformQuantizer) -> float:
         """A: 1 for the Appendix H form, (Δ/2)/tanh(kΔ/2) for the bin-normalised form."""
 
+    def _check_centre(self) -> None:
+        if self.centre not in CENTRES:  # type: ignore[attr-defined]
+            raise ValueError(
+                f"{type(self).__name__} centre must be one of {CENTRES}, got {self.centre!r}"  # type: ignore[attr-defined]
+            )
+
+    def distance_to_centre(self, w: Array, quantizer: UniformQuantizer) -> Array:
+        """w − c(w): the signed offset from the tanh's centre (its sign does not matter: cosh² is even)."""
+        x = w - quantizer(w)
+        if self.centre == "level":  # type: ignore[attr-defined]
+            return x
+        return quantizer.delta / 2 - jnp.abs(x)
+
     def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
         w = jnp.asarray(w)
         k = self.sharpness_in_weight_units(quantizer)
         a = self.amplitude(quantizer)
-        x = w - quantizer(w)
-        value = a * k / jnp.cosh(k * x) ** 2
+        value = a * k / jnp.cosh(k * self.distance_to_centre(w, quantizer)) ** 2
         return jnp.where(_inside(w, quantizer), value, 0.0)
 
     def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
-        # ∫_{−Δ/2}^{x} cosh²(k s) ds / (A k) = [(s/2 + sinh(2ks)/(4k))]_{−Δ/2}^{x} / (A k), with
-        # sinh(2kx) + sinh(kΔ) = 2 sinh(k(x + Δ/2)) cosh(k(x − Δ/2)) to avoid cancellation near −Δ/2.
+        # J(x) = ∫_{−Δ/2}^{x} cosh²(k·u(s)) ds / (A k), with ∫cosh²(ku) du = u/2 + sinh(2ku)/(4k).
         k = self.sharpness_in_weight_units(quantizer)
         a = self.amplitude(quantizer)
         half = quantizer.delta / 2
-        sinh_sum = 2 * jnp.sinh(k * (x + half)) * jnp.cosh(k * (x - half))
-        return ((x + half) / 2 + sinh_sum / (4 * k)) / (a * k)
+        if self.centre == "level":  # type: ignore[attr-defined]
+            # u = s; sinh(2kx) + sinh(kΔ) = 2 sinh(k(x + Δ/2)) cosh(k(x − Δ/2)) avoids cancellation.
+            sinh_sum = 2 * jnp.sinh(k * (x + half)) * jnp.cosh(k * (x - half))
+            return ((x + half) / 2 + sinh_sum / (4 * k)) / (a * k)
+
+        # u = Δ/2 − |s| (the distance to the threshold): G(u) = ∫_0^u cosh²(kv) dv / (A k).
+        def G(u: Array) -> Array:
+            return (u / 2 + jnp.sinh(2 * k * u) / (4 * k)) / (a * k)
+
+        return jnp.where(x <= 0, G(x + half), 2 * G(jnp.asarray(half, x.dtype)) - G(half - x))
 
 
 Scale = Literal["weight", "bin", "range"]
@@ -223,26 +264,31 @@ Scale = Literal["weight", "bin", "range"]
 
 @dataclasses.dataclass(frozen=True)
 class HTGE(_TanhBin):
-    """Hyperbolic-tangent gradient estimator (Pei et al. 2023) in the Appendix H form.
+    """Hyperbolic-tangent gradient estimator (Pei et al. 2023; paper Appendix B and H).
 
-    Q̂'(w) = A·k / cosh²(k·(w − c)) on each bin, c the bin's centre (its level), zero beyond the
-    representable range. ``sharpness`` is read according to ``scale``:
+    Q̂'(w) = A·k / cosh²(k·(w − c(w))) inside the representable range, zero beyond it, with c(w)
+    the rounding threshold between the two levels that enclose w (``centre="threshold"``, the
+    paper's shape: Appendix B's H(x) = (a+b)/2 + tanh(t(x − (a+b)/2))/2 with a = ⌊x⌋, b = ⌈x⌉ in
+    level units; Appendix H's "a is the centre of the quantization bin w is in" reads "bin" as the
+    interval between two levels). ``centre="level"`` is the Δ/2-shifted control.
+    ``sharpness`` is read according to ``scale``:
 
     * ``"weight"``: k = sharpness, in 1/weight units (Appendix H);
-    * ``"bin"``: k = sharpness/Δ, i.e. Pei et al.'s bin-unit t (their H(x) = c + tanh(t(x − c))/2
-      has H' = (t/2)/cosh², which is this form with A = Δ/2: α scales by that factor, M does not);
+    * ``"bin"``: k = sharpness/Δ, i.e. Pei et al.'s bin-unit t (their H has H' = (t/2)/cosh²,
+      which is this form with A = Δ/2: α scales by that factor, M does not);
     * ``"range"``: k = sharpness / w_max with w_max the half-length of the representable range —
       the scale-free reading of the paper's "5.5 × the maximum of the initialisation distribution".
 
-    ``normalize=False`` gives A = 1 (Appendix H: slope k at a bin's centre). ``normalize=True``
-    gives A = (Δ/2)/tanh(kΔ/2): Q̂ rises by exactly Δ across each bin, so Q̂' has mean 1 over a bin
-    like the STE — the shape the authors trained with (and DSQ's). Normalising rescales Q̂', which
-    changes α but neither M nor the Appendix H constant L′L₊/2L₋².
+    ``normalize=False`` gives A = 1 (Appendix H: slope k at a tanh's centre). ``normalize=True``
+    gives A = (Δ/2)/tanh(kΔ/2): Q̂ rises by exactly Δ from one level to the next, so Q̂' has mean 1
+    over a bin like the STE — the shape the authors trained with (and DSQ's). Normalising rescales
+    Q̂', which changes α but neither M nor the Appendix H constant L′L₊/2L₋².
     """
 
     sharpness: float
     scale: Scale = "weight"
     normalize: bool = False
+    centre: Centre = "threshold"
     name: ClassVar[str] = "htge"
 
     def __post_init__(self) -> None:
@@ -250,6 +296,7 @@ class HTGE(_TanhBin):
             raise ValueError(f"HTGE sharpness must be a finite number > 0, got {self.sharpness!r}")
         if self.scale not in ("weight", "bin", "range"):
             raise ValueError(f"HTGE scale must be 'weight', 'bin' or 'range', got {self.scale!r}")
+        self._check_centre()
 
     def sharpness_in_weight_units(self, quantizer: UniformQuantizer) -> float:
         if self.scale == "weight":
@@ -270,17 +317,21 @@ class HTGE(_TanhBin):
 class DSQ(_TanhBin):
     """Differentiable soft quantization (Gong et al. 2019), parametrised by its α_DSQ ∈ (0, 1).
 
-    φ(x) = s·tanh(k·x), k = log(2/α_DSQ − 1)/Δ, s = 1/(1 − α_DSQ), so tanh(kΔ/2) = 1 − α_DSQ and
-    Q̂ rises by exactly Δ across each bin: Q̂'(w) = (Δ/2)·s·k / cosh²(k·x). It equals
+    φ(x) = s·tanh(k·(x − m_i)) on the interval between two levels, m_i its midpoint (the rounding
+    threshold), k = log(2/α_DSQ − 1)/Δ, s = 1/(1 − α_DSQ), so tanh(kΔ/2) = 1 − α_DSQ and Q̂ rises by
+    exactly Δ from one level to the next: Q̂'(w) = (Δ/2)·s·k / cosh²(k·(w − m_i)). It equals
     ``HTGE(k, normalize=True)``. (α_DSQ is DSQ's own shape parameter, not the paper's α of Eq. 4.)
+    ``centre="level"`` is the Δ/2-shifted control, as for :class:`HTGE`.
     """
 
     dsq_alpha: float = 0.2
+    centre: Centre = "threshold"
     name: ClassVar[str] = "dsq"
 
     def __post_init__(self) -> None:
         if not (0.0 < self.dsq_alpha < 1.0):
             raise ValueError(f"DSQ needs 0 < dsq_alpha < 1, got {self.dsq_alpha!r}")
+        self._check_centre()
 
     def sharpness_in_weight_units(self, quantizer: UniformQuantizer) -> float:
         return math.log(2.0 / self.dsq_alpha - 1.0) / quantizer.delta
