@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Re-measure the artefacts that need a GPU, on a machine with one (JAX with CUDA, flax, optax,
+# orbax-checkpoint, pandas, tqdm installed; no papermill or Jupyter needed), from a clean checkout:
+#
+#   QATLIB_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/gpu_artefacts.sh [OUTPUT_DIR]
+#
+# Runs each measurement with `python -m qatlib run CHAPTER --preset NAME --no-notebook` (the same
+# code the chapters execute), writes results/<chapter>/<preset>/metrics.json and copies each
+# artefact and its log to OUTPUT_DIR (default: $OUT, else ./gpu-artefacts). QATLIB_GIT_COMMIT
+# names the commit in the provenance when the checkout has no .git folder.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-gpu-artefacts}}
+mkdir -p "$out"
+export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
+nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
+measure() {  # chapter preset time-limit [extra args]
+  local chapter=$1 preset=$2 limit=$3
+  shift 3
+  local start=$SECONDS
+  timeout "$limit" python3 -m qatlib run "$chapter" --preset "$preset" --no-notebook "$@" >"$out/$chapter-$preset.log" 2>&1
+  local status=$?
+  echo "$chapter/$preset: exit $status after $((SECONDS - start)) s"
+  tail -c 1500 "$out/$chapter-$preset.log"
+  [ -f "results/$chapter/$preset/metrics.json" ] && cp "results/$chapter/$preset/metrics.json" "$out/$chapter-$preset.json"
+  return 0
+}
+measure mnist paper "${MNIST_LIMIT:-240}"
+# 10 epochs of the full ResNet50 on full MNIST; no checkpoints on a machine that is given back.
+measure resnet50 mnist_10_epochs "${RESNET_LIMIT:-330}" -p checkpoint_every 0
