@@ -147,7 +147,10 @@ def test_claims_follow_the_stated_thresholds():
 
 
 def test_presets_resolve_and_validate():
-    assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum"}
+    assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum", "level_centred_control"}
+    assert presets.resolve(PRESETS, "level_centred_control").centre == "level"
+    with pytest.raises(ValueError, match="centre must be 'threshold' or 'level', got 'middle'"):
+        presets.resolve(PRESETS, "quick", {"centre": "middle"})
     control = presets.resolve(PRESETS, "sgd_no_momentum")
     assert control.sgd_momentum == 0.0 and control.sgd_lr == 1e-2 and control.optimizers == ("sgd",)
     paper = presets.resolve(PRESETS, "paper")

@@ -633,9 +633,17 @@ def run_experiment(cfg: Any, preset: str | None = None, *, progress: bool = Fals
             for name, ev in evaluations.items()
         }
         reference = evaluations["q_net"]["val"]["predictions"]
+        convs = metrics.select_layers(quantizers, lambda path: not path.startswith("head"))  # every conv kernel
+
+        def conv_metrics(branch: str) -> dict[str, float]:
+            a, b = run.states["q_net"].params, run.states[NET_NAMES[branch]].params
+            mapped = estimator if branch_plan(branch, optimizer, estimator, quantizers).compare_mapped else None
+            return {"E_bar_conv": metrics.E_bar(a, b, convs, mapped), "agreement_conv": metrics.agreement(a, b, convs)}
+
         out[optimizer] = {
             branch: {
                 **values,
+                **conv_metrics(branch),
                 "prediction_agreement": float(np.mean(reference == evaluations[NET_NAMES[branch]]["val"]["predictions"])),
                 "nets": [f"{optimizer}/q_net", f"{optimizer}/{NET_NAMES[branch]}"],
             }

@@ -80,9 +80,10 @@ class Pair:
     mapped: bool
 
 
-def q_hat(sharpness: float = 5.5) -> estimators.Estimator:
-    """The paper's Q-hat: bin-normalised HTGE with k = sharpness / w_max per layer."""
-    return estimators.HTGE(sharpness, scale="range", normalize=True)
+def q_hat(sharpness: float = 5.5, centre: str = "threshold") -> estimators.Estimator:
+    """The paper's Q-hat: bin-normalised HTGE with k = sharpness / w_max per layer, its tanh centred
+    on the rounding thresholds (Appendix B); ``centre="level"`` gives the Δ/2-shifted control."""
+    return estimators.HTGE(sharpness, scale="range", normalize=True, centre=centre)
 
 
 def _quantizers(tree: PyTree) -> list[Any]:
@@ -258,7 +259,7 @@ def run_mnist(
     start = time.perf_counter()
     if dataset is None:
         dataset = data_lib.load_mnist(config.source, data_dir=config.data_dir or None)
-    estimator = q_hat(config.sharpness)
+    estimator = q_hat(config.sharpness, config.centre)
     model = models.CholletConvNet(bits=config.bits, estimator=estimator, conv_impl=config.conv_impl)
     params0 = jax.jit(model.init)(jax.random.key(config.init_seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
     quantizers = models.quantizer_tree(params0, config.bits)

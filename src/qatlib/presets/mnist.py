@@ -25,6 +25,9 @@ the peak of a linear warm-up over 2% of the steps followed by cosine decay.
   Theorem 5.1's setting) at lr 1e-2, the same step size eta / (1 - momentum) as the paper's
   momentum 0.9 at 1e-3; SGD experiments only. Committed as
   ``results/mnist/sgd_no_momentum/metrics.json``.
+* ``level_centred_control`` -- the ``default`` run with Q-hat' centred on the levels instead of the
+  thresholds (the shape this project used before it followed the paper's Appendix B): how much
+  does the estimator's phase matter? Committed as ``results/mnist/level_centred_control/``.
 """
 
 from __future__ import annotations
@@ -45,6 +48,7 @@ class MNISTConfig:
     # model and estimator
     bits: int = 2
     sharpness: float = 5.5  # HTGE k = sharpness / w_max per layer, bin-normalised
+    centre: str = "threshold"  # where Q-hat' peaks: "threshold" (the paper's) | "level" (a phase control)
     conv_impl: str = "im2col"
     init_seed: int = 0
     # optimisation
@@ -86,6 +90,8 @@ class MNISTConfig:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
         if not 0.0 <= self.sgd_momentum < 1.0:
             raise ValueError(f"sgd_momentum must be in [0, 1), got {self.sgd_momentum}")
+        if self.centre not in ("threshold", "level"):
+            raise ValueError(f"centre must be 'threshold' or 'level', got {self.centre!r}")
         if self.conv_impl not in ("im2col", "lax"):
             raise ValueError(f"conv_impl must be 'im2col' or 'lax', got {self.conv_impl!r}")
 
@@ -109,4 +115,5 @@ PRESETS: dict[str, MNISTConfig] = {
     "default": MNISTConfig(checkpoint_every=100),
     "paper": MNISTConfig(steps=1000, batch_size=600, log_every=50, tracked_weights=8192, checkpoint_every=100),
     "sgd_no_momentum": MNISTConfig(optimizers=("sgd",), sgd_momentum=0.0, sgd_lr=1e-2, checkpoint_every=100),
+    "level_centred_control": MNISTConfig(centre="level", checkpoint_every=100),
 }
