@@ -78,7 +78,33 @@ def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path)
 def test_missing_tfds_data_fails_before_running(monkeypatch, tmp_path, capsys):
     monkeypatch.setenv("TFDS_DATA_DIR", str(tmp_path))
     with pytest.raises(FileNotFoundError, match="download_and_prepare"):
-        cli.check_parameters("mnist", "paper", [])
+        cli.check_parameters("mnist", "paper", [["source", "tfds"]])
     monkeypatch.setattr(cli, "run_chapter", lambda *a, **k: (_ for _ in ()).throw(AssertionError("must not run")))
-    assert cli.main(["run", "mnist", "--preset", "paper"]) == 2
+    assert cli.main(["run", "mnist", "--preset", "paper", "-p", "source", "tfds"]) == 2
     assert "not prepared" in capsys.readouterr().err
+
+
+def test_corrupt_mnist_fails_before_anything_runs_or_is_written(monkeypatch, tmp_path, capsys):
+    import gzip
+    import shutil
+
+    from qatlib import data
+
+    for name, _, _ in data.MNIST_FILES.values():
+        shutil.copy(data.mnist_dir() / name, tmp_path / name)
+    target = tmp_path / "t10k-images-idx3-ubyte.gz"
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    raw[-1] ^= 0x01  # one byte changed
+    target.write_bytes(gzip.compress(bytes(raw)))
+    monkeypatch.setattr(cli, "run_chapter", lambda *a, **k: (_ for _ in ()).throw(AssertionError("must not run")))
+    results_dir = tmp_path / "results"
+    monkeypatch.setenv("QATLIB_RESULTS_DIR", str(results_dir))
+    for extra in ([], ["--no-notebook"]):
+        assert cli.main(["run", "mnist", "--preset", "quick", "-p", "data_dir", str(tmp_path), *extra]) == 2
+        assert "t10k-images-idx3-ubyte.gz is corrupt" in capsys.readouterr().err
+    assert not results_dir.exists()
+
+
+def test_no_notebook_needs_a_chapter_with_artefacts(capsys):
+    assert cli.main(["run", "theorems", "--preset", "quick", "--no-notebook"]) == 2
+    assert "no results artefact" in capsys.readouterr().err
