@@ -606,7 +606,7 @@ colour). Symmetric-log scale: negative growth (E shrinking) is allowed and commo
 HTGE is zero beyond the representable range, so Assumption 5.1.1 fails there: a Q̂-net weight that
 steps outside is frozen. Appendix G's remedy gives STE-net the estimator PWL on
 [M(w_min), M(w_max)], which freezes its twin at the same place (this is what
-`qatlib.estimators.mirror_partner` returns, and what the runs above use). Out of range the theorem
+`qatlib.mirror_partner` returns, and what the runs above use). Out of range the theorem
 makes no promise; still, with that partner the per-step inequality held at
 {glue:text}`mirror_outside_holds:.1f`% of the {glue:text}`mirror_outside` moving pairs outside the
 range. With the plain STE as partner, STE-net's twin keeps moving while Q̂-net's is frozen — one

@@ -126,11 +126,11 @@ def test_run_mnist_writes_the_issue_json_layout(small_data):
     assert payload["provenance"]["data"]["source"] == "idx"
     verdicts = claims.claims(out)
     assert set(verdicts) == {"sgd", "adam"} and "B" in verdicts["sgd"] and "B" not in verdicts["adam"]
-    tables = paper_tables()
-    table4 = tables.table4_frame(out, tables["table4"]["mnist"])
+    printed = paper_tables()
+    table4 = tables.table4_frame(out, printed["table4"]["mnist"])
     assert list(table4.index) == ["baseline (S)", "lr-tweak (S)", "unadjusted (S)", "baseline (A)", "lr-tweak (A)"]
     assert table4.loc["baseline (S)", "Ē (paper)"] == "0.515%"
-    table5 = tables.table5_frame(out["accuracy"], tables["table5"]["mnist"])
+    table5 = tables.table5_frame(out["accuracy"], printed["table5"]["mnist"])
     assert table5.loc["Diff (S)", "paper: train loss"] == "0.0044"
     assert "lr-tweak (A)" in tables.mirror_room_frame(out).index
 
@@ -152,7 +152,7 @@ def test_claims_follow_the_stated_thresholds():
 def test_presets_resolve_and_validate():
     assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum", "level_centred_control"}
     assert config_lib.resolve(PRESETS, "level_centred_control").centre == "level"
-    with pytest.raises(ValueError, match="centre must be 'threshold' or 'level', got 'middle'"):
+    with pytest.raises(ValueError, match="centre = 'middle': Input should be 'threshold' or 'level'"):
         config_lib.resolve(PRESETS, "quick", {"centre": "middle"})
     control = config_lib.resolve(PRESETS, "sgd_no_momentum")
     assert control.sgd_momentum == 0.0 and control.sgd_lr == 1e-2 and control.optimizers == ("sgd",)
@@ -179,7 +179,7 @@ def test_one_bit_kernels_get_a_per_layer_mirror_partner_that_works_under_jit():
     partner = comparison.ste_partner(Q_HAT, quantizers)
     assert isinstance(partner, comparison.LayerwisePartner)
     for q in jax.tree.leaves(quantizers):
-        expected = estimators.mirror_partner(Q_HAT, q)
+        expected = qatlib.mirror_partner(Q_HAT, q)
         w = jnp.linspace(-3 * q.representable_range[1], 3 * q.representable_range[1], 101)
         np.testing.assert_array_equal(partner.derivative(w, q), expected.derivative(w, q))
     ste_model = model.clone(estimator=partner)

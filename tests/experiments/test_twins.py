@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 import pytest
 
+from qatlib import data
 from qatlib.experiments import twins as simulate
 
 N_EXAMPLES = 400
@@ -39,11 +40,11 @@ def test_mnist_problem_draws_from_the_full_mnist_training_set(problem):
     assert problem.weight_shape == (784, 10)
     assert 0.0 <= problem.x.min() and problem.x.max() <= 1.0
     assert set(np.unique(problem.y)) <= set(range(10)) and len(np.unique(problem.y)) == 10
-    assert problem.source == simulate.MNIST_SOURCE and "full mnist" in problem.source.lower()
+    assert problem.source == data.MNIST_SOURCE and "full mnist" in problem.source.lower()
     # A shuffled choice (default_rng(seed).permutation) of the 60,000 training images, pixel / 255
     # in float64 (exact multiples of 1/255, not float32 roundings).
     mnist = load_mnist()
-    assert len(mnist.train_labels) == simulate.MNIST_TRAIN_SIZE == 60_000
+    assert len(mnist.train_labels) == data.MNIST_TRAIN_SIZE == 60_000
     order = np.random.default_rng(0).permutation(60_000)[:N_EXAMPLES]
     np.testing.assert_array_equal(problem.y, mnist.train_labels[order])
     np.testing.assert_allclose(problem.x, mnist.train_images[order].reshape(N_EXAMPLES, 784), rtol=0, atol=1e-7)

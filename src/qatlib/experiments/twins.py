@@ -135,7 +135,7 @@ class PairConfig:
       steps: number of steps T.
       batch_size: examples per mini-batch (both nets see the same batches).
       bits, sharpness, normalize: the quantizer and the HTGE estimator (:func:`qatlib.experiments.comparison.q_hat`).
-      partner: "mirror" = the estimator of :func:`qatlib.estimators.mirror_partner` (the STE where
+      partner: "mirror" = the estimator of :func:`qatlib.mirror_partner` (the STE where
         Q̂' > 0 everywhere, else PWL on [M(w_min), M(w_max)], Appendix G); "ste" = the plain STE.
       reinit: STE-net starts at M(w⁽⁰⁾) (True, Table 1) or at w⁽⁰⁾ ("unadjusted", Point B). Adam: unused.
       momentum: β for "momentum".
@@ -456,7 +456,7 @@ def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = N
     elif cfg.optimizer == "adam":
         s_est = estimators.PWL()  # Appendix G: PWL on [w_min, w_max] for Adam
     else:
-        s_est = estimators.mirror_partner(q_est, q)
+        s_est = qatlib.mirror_partner(q_est, q)
     w_max = q.representable_range[1]
     # α and the constants are computed (and qatlib.mirror's checks cached) outside the trace.
     alpha = 1.0 if cfg.optimizer == "adam" else float(qatlib.alpha(q, q_est))
