@@ -100,10 +100,16 @@ def _hermite(x: Array, grid: np.ndarray, values: np.ndarray, slopes: np.ndarray)
     n = len(grid) - 1
     t_all = (x - grid[0]) / h
     i = jnp.clip(jnp.floor(t_all), 0, n - 1).astype(jnp.int32)
-    t = t_all - i
     dtype = x.dtype
-    v0, v1 = jnp.asarray(values, dtype)[i], jnp.asarray(values, dtype)[i + 1]
-    s0, s1 = jnp.asarray(slopes, dtype)[i] * h, jnp.asarray(slopes, dtype)[i + 1] * h
+    # One gather of the whole cell (its index i, both values, both slopes): under jit XLA copies the
+    # index computation into every gather it fuses, and copies rounded differently (contraction)
+    # can disagree at an integer t_all, taking v0 from cell i but t from cell i ± 1, i.e. M off by
+    # a whole table cell. With one gather, t is measured from the cell the values came from.
+    cells = np.stack([np.arange(n, dtype=np.float64), values[:-1], values[1:], slopes[:-1], slopes[1:]], axis=1)
+    cell = jnp.asarray(cells, dtype)[i]
+    t = t_all - cell[..., 0]
+    v0, v1 = cell[..., 1], cell[..., 2]
+    s0, s1 = cell[..., 3] * h, cell[..., 4] * h
     t2, t3 = t * t, t * t * t
     return (2 * t3 - 3 * t2 + 1) * v0 + (t3 - 2 * t2 + t) * s0 + (-2 * t3 + 3 * t2) * v1 + (t3 - t2) * s1
 
@@ -427,9 +433,9 @@ def _inverse_array(v: Array, quantizer: UniformQuantizer, estimator: Estimator, 
 def _bisect(fn: Callable[[Array], Array], left: Array, right: Array, iterations: int = 64) -> Array:
     """Root of an increasing fn on [left, right], elementwise, to float resolution.
 
-    Concrete inputs are bisected eagerly, step by step: inside ``lax.fori_loop`` XLA:CPU was seen
-    to return a different (wrong) root for the tabulated-quadrature path, so the loop is kept for
-    traced inputs only.
+    Concrete inputs are bisected eagerly, step by step; traced inputs (under ``jax.jit``) in a
+    ``lax.fori_loop``. (A wrong root once seen in the loop on the tabulated-quadrature path came
+    from :func:`_hermite`'s cell index, now gathered once; the tests run M⁻¹ with and without jit.)
     """
 
     def step(bounds: tuple[Array, Array]) -> tuple[Array, Array]:
