@@ -1,4 +1,8 @@
-"""Tests for qatlib.mirror: α and M (Eq. 4) and M⁻¹ — the properties the theory relies on."""
+"""Tests for qatlib.mirror: α and M (Eq. 4), M⁻¹ and the Appendix G partner — the properties the
+theory relies on."""
+
+import ast
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +13,7 @@ from hypothesis import strategies as st
 
 import qatlib
 from qatlib import estimators as E
+from qatlib import mirror
 from qatlib.mirror import weight_map_derivative
 from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
 
@@ -244,3 +249,50 @@ def test_never_nan_far_outside():
     q, est = BinaryQuantizer(), E.EDE(t=10.0)
     with pytest.raises(ValueError, match="non-finite"):
         qatlib.weight_map(jnp.array([100.0]), q, est)
+
+
+# ------------------------------------------------------------------------ the Appendix G partner
+def test_mirror_partner_follows_appendix_g():
+    q = UniformQuantizer.from_bits(2, 1.5)
+    assert qatlib.mirror_partner is mirror.mirror_partner
+    assert qatlib.mirror_partner(E.STE(), q) == E.STE()
+    assert qatlib.mirror_partner(E.MAD(), q) == E.STE()  # Q̂' > 0 everywhere
+    assert qatlib.mirror_partner(E.Custom(lambda w: 1.0 + 0.0 * w, clips_outside=False), q) == E.STE()
+    partner = qatlib.mirror_partner(E.HTGE(2.0), q)
+    assert isinstance(partner, E.PWL)
+    # The symmetric HTGE fixes the range's edges, so its partner is the plain clipped STE.
+    assert (partner.lower, partner.upper) == pytest.approx(q.representable_range, abs=1e-6)
+
+
+def test_mirror_partner_clips_where_m_maps_the_range_edges():
+    # 1 bit, no finite bin, α = 1: M moves the range's edges, so the partner is PWL on [M(w_min), M(w_max)].
+    q, est = BinaryQuantizer(0.2), E.HTGE(4.0, scale="bin", normalize=True)
+    partner = qatlib.mirror_partner(est, q)
+    edges = qatlib.weight_map(jnp.asarray(q.representable_range, jnp.float32), q, est)
+    assert (partner.lower, partner.upper) == (float(edges[0]), float(edges[1]))
+    assert abs(partner.upper - 0.2) > 1e-3  # a real move, not the plain clipped STE
+    # STE-net with the partner is frozen exactly where Q̂-net is: beyond M(range) ⇔ beyond the range.
+    w = jnp.asarray([-0.3, -0.1, 0.1, 0.3], jnp.float32)
+    np.testing.assert_array_equal(partner.derivative(qatlib.weight_map(w, q, est), q) > 0, est.derivative(w, q) > 0)
+
+
+# -------------------------------------------------------- the general code never asks which class
+def _class_checks(module):
+    """The second argument of every isinstance/issubclass call in the module's source, as text."""
+    for node in ast.walk(ast.parse(inspect.getsource(module))):
+        if isinstance(node, ast.Call) and getattr(node.func, "id", None) in ("isinstance", "issubclass"):
+            yield ast.unparse(node.args[1])
+
+
+ESTIMATOR_CLASSES = sorted(n for n, v in vars(E).items() if isinstance(v, type) and issubclass(v, E.Estimator))
+SUBCLASS_ATTRIBUTES = ("clips_outside", "boundary_integral", "sharpness_in_weight_units", "amplitude", ".bounds(", ".gain")
+
+
+@pytest.mark.parametrize("module", [mirror, qatlib.theory], ids=lambda m: m.__name__)
+def test_general_code_calls_hooks_and_never_asks_which_estimator_it_holds(module):
+    assert {"STE", "PWL", "EDE", "_TanhBin", "Custom"} <= set(ESTIMATOR_CLASSES)
+    for target in _class_checks(module):
+        assert not any(name in target for name in ESTIMATOR_CLASSES), f"{module.__name__}: isinstance(…, {target})"
+    source = inspect.getsource(module)
+    for attribute in SUBCLASS_ATTRIBUTES:
+        assert attribute not in source, f"{module.__name__} uses a subclass's own {attribute!r}"

@@ -38,6 +38,14 @@ def test_constants_closed_form_equals_numerical():
         np.testing.assert_allclose(a, b, rtol=1e-6)
 
 
+def test_auto_takes_the_estimators_closed_form_as_is():
+    q = UniformQuantizer.from_bits(3, 0.4)
+    for est in (E.HTGE(5.5, scale="range", normalize=True), E.DSQ(0.2), E.HTGE(2.0, centre="level")):
+        assert theory.lipschitz_constants(q, est) == theory.LipschitzConstants(*est.lipschitz_constants(q))
+    assert E.STE().lipschitz_constants(q) is None  # no closed form: the grid
+    assert theory.lipschitz_constants(q, E.STE()) == theory.lipschitz_constants(q, E.STE(), method="numerical")
+
+
 def test_constants_of_simple_estimators():
     q = UniformQuantizer.from_bits(2, 1.0)
     assert theory.lipschitz_constants(q, E.STE()) == (1.0, 1.0, 0.0)
@@ -50,7 +58,7 @@ def test_theorem_5_1_bound_holds_on_a_real_sgd_trajectory():
     """Two nets on one quadratic-in-Q loss: E^{(t+1)} − E^{(t)} ≤ gradient + convexity error, every step."""
     q = UniformQuantizer.from_bits(2, 1.0)
     est = E.HTGE(6.0, normalize=True)
-    partner = E.mirror_partner(est, q)
+    partner = qatlib.mirror_partner(est, q)
     a = qatlib.alpha(q, est)
     key = jax.random.key(0)
     w_q = jax.random.uniform(key, (64,), minval=-0.6, maxval=0.6)
