@@ -1,5 +1,5 @@
 """Tests for qatlib.mirror: α and M (Eq. 4), M⁻¹ and the Appendix G partner — the properties the
-theory relies on."""
+theory relies on, with and without jax.jit."""
 
 import ast
 import inspect
@@ -64,6 +64,30 @@ def test_m_fixes_every_boundary_point(q, name):
     est = ESTIMATORS[name]
     b = jnp.asarray(q.boundary_points(), jnp.float32)
     np.testing.assert_allclose(qatlib.weight_map(b, q, est), b, atol=2e-6 * max(1.0, q.delta))
+
+
+# Any layout of Eq. 1 (zero point, l, u), not only the paper's symmetric from_bits one.
+layouts = st.builds(
+    UniformQuantizer,
+    delta=st.floats(0.01, 2.0),
+    lower=st.integers(-4, 2),
+    upper=st.integers(3, 9),
+    offset=st.floats(-1.0, 1.0),
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(layouts, st.sampled_from(["htge", "htge_level", "mad", "dsq", "pwl"]))
+def test_m_fixes_every_boundary_point_of_any_layout(q, name):
+    est = ESTIMATORS[name]
+    b = jnp.asarray(q.boundary_points(), jnp.float32)
+    tolerance = 16 * np.finfo(np.float32).eps * (float(jnp.max(jnp.abs(b))) + q.delta)
+    np.testing.assert_allclose(qatlib.weight_map(b, q, est), b, rtol=0, atol=tolerance)
+    lo, hi = q.representable_range
+    w = jnp.linspace(lo - q.delta, hi + q.delta, 401, dtype=jnp.float32)
+    lo_b, hi_b = q.boundaries(w)
+    near = jnp.minimum(jnp.abs(w - lo_b), jnp.abs(w - hi_b)) < 1e-5 * q.delta
+    assert bool(jnp.all((q(qatlib.weight_map(w, q, est)) == q(w)) | near))
 
 
 @settings(max_examples=60, deadline=None)
@@ -174,7 +198,10 @@ def test_custom_estimator_uses_quadrature():
     assert qatlib.alpha(q, est) == pytest.approx(np.sqrt(2.0), rel=1e-9)
     w = jnp.linspace(-0.6, 0.6, 1201)
     m = qatlib.weight_map(w, q, est)
-    assert bool(jnp.all(q(m) == q(w)) | True)
+    lo_b, hi_b = q.boundaries(w)
+    near = jnp.minimum(jnp.abs(w - lo_b), jnp.abs(w - hi_b)) < 1e-6  # a rounding away from the other bin
+    assert int(jnp.sum(near)) < 10
+    assert bool(jnp.all((q(m) == q(w)) | near))
     np.testing.assert_allclose(qatlib.inverse_weight_map(m, q, est), w, atol=2e-6)
     np.testing.assert_allclose(qatlib.weight_map(jnp.asarray(q.boundary_points()), q, est), q.boundary_points(), atol=1e-6)
 
@@ -249,6 +276,61 @@ def test_never_nan_far_outside():
     q, est = BinaryQuantizer(), E.EDE(t=10.0)
     with pytest.raises(ValueError, match="non-finite"):
         qatlib.weight_map(jnp.array([100.0]), q, est)
+
+
+# --------------------------------------------------------------------- with and without jax.jit
+EPS32 = float(np.finfo(np.float32).eps)
+JIT_CASES = {
+    "htge_paper_3bit": (E.HTGE(5.5, scale="range", normalize=True), UniformQuantizer.from_bits(3, 0.1)),
+    "htge_level_2bit": (E.HTGE(5.5, scale="range", normalize=True, centre="level"), UniformQuantizer.from_bits(2, 0.1)),
+    "htge_zero_point": (E.HTGE(3.0, scale="bin"), UniformQuantizer(delta=0.25, lower=-1, upper=3, offset=0.1)),
+    "htge_1bit": (E.HTGE(4.0, scale="bin", normalize=True), BinaryQuantizer(0.2)),
+    "dsq_4bit": (E.DSQ(0.2), UniformQuantizer.from_bits(4, 0.5)),
+    "mad_2bit": (E.MAD(), UniformQuantizer.from_bits(2, 1.0)),
+    "pwl_partner": (E.PWL(-0.9, 1.2), UniformQuantizer.from_bits(2, 0.8)),  # covers the range: M = id
+    "ede_binary": (E.EDE(2.0), BinaryQuantizer(0.5)),
+    "custom_cos": (CUSTOM, Q_CUSTOM),  # tabulated quadrature inside, quadrature tails, bisection for M⁻¹
+    # Q̂' = 1.2 everywhere: α = 1.2 and M = id exactly, computed the long way (quadrature, bisection).
+    "custom_constant": (E.Custom(lambda w: 1.2 + 0.0 * w, clips_outside=False), UniformQuantizer.from_bits(3, 0.1)),
+}
+
+
+def _maybe_jit(fn, jit):
+    return jax.jit(fn) if jit else fn
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+@pytest.mark.parametrize("case", sorted(JIT_CASES))
+def test_m_and_its_inverse_with_and_without_jit(case, jit):
+    est, q = JIT_CASES[case]
+    M = _maybe_jit(lambda x: qatlib.weight_map(x, q, est), jit)
+    M_inverse = _maybe_jit(lambda v: qatlib.inverse_weight_map(v, q, est), jit)
+    lo, hi = q.representable_range
+    w = jnp.linspace(lo - 0.5 * (hi - lo), hi + 0.5 * (hi - lo), 241, dtype=jnp.float32)
+    m = M(w)
+    # M fixes every boundary point (Eq. 4: w_b + α·∫_{w_b}^{w_b} = w_b), to float32 resolution.
+    b = jnp.asarray(q.boundary_points(), jnp.float32)
+    np.testing.assert_allclose(M(b), b, rtol=0, atol=16 * EPS32 * (float(jnp.max(jnp.abs(b))) + q.delta))
+    # ... hence Q(M(w)) = Q(w) for every w not within a rounding of a boundary point.
+    lo_b, hi_b = q.boundaries(w)
+    near = jnp.minimum(jnp.abs(w - lo_b), jnp.abs(w - hi_b)) < 1e-5 * q.delta
+    assert bool(jnp.all((q(m) == q(w)) | near))
+    # M⁻¹ ∘ M = id, and both agree with the eager computation.
+    scale = float(jnp.max(jnp.abs(w))) + q.delta
+    np.testing.assert_allclose(M_inverse(m), w, rtol=0, atol=64 * EPS32 * scale)
+    if jit:
+        np.testing.assert_allclose(m, qatlib.weight_map(w, q, est), rtol=0, atol=16 * EPS32 * scale)
+    if case in ("custom_constant", "pwl_partner"):
+        np.testing.assert_allclose(m, w, rtol=0, atol=16 * EPS32 * scale)
+        np.testing.assert_allclose(M_inverse(w), w, rtol=0, atol=16 * EPS32 * scale)
+
+
+@pytest.mark.parametrize("jit", [False, True], ids=["eager", "jit"])
+def test_m_prime_with_and_without_jit(jit):
+    q, est = UniformQuantizer.from_bits(2, 1.5), E.HTGE(2.0)
+    w = jnp.array([-0.8, -0.2, 0.1, 0.45, 0.9])
+    numeric = _maybe_jit(jax.vmap(jax.grad(lambda x: qatlib.weight_map(x, q, est))), jit)(w)
+    np.testing.assert_allclose(numeric, weight_map_derivative(w, q, est), rtol=1e-4)
 
 
 # ------------------------------------------------------------------------ the Appendix G partner
