@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 import qatlib
 from qatlib import estimators as E
 from qatlib import theory
-from qatlib.paper import paper_tables
+from qatlib.report.paper import paper_tables
 from qatlib.quantizers import UniformQuantizer
 
 

@@ -210,15 +210,24 @@ def _local_table(quantizer: UniformQuantizer, estimator: Estimator) -> tuple[np.
     return grid, values, reciprocal(grid)
 
 
+def _closed_form(
+    estimator: Estimator, hook: str, quantizer: UniformQuantizer, method: Method, what: str
+) -> Callable[[Array], Array] | None:
+    """The estimator's closed-form hook for ``method`` ("auto" or "closed_form"), else None (numerics);
+    a ValueError naming ``what`` when ``method="closed_form"`` and the estimator has none."""
+    if method == "quadrature":
+        return None
+    fn = _hook(estimator, hook, quantizer)
+    if fn is None and method == "closed_form":
+        raise ValueError(f"{estimator!r} has no closed form for {what}")
+    return fn
+
+
 def _bin_integral(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> float:
-    half = quantizer.delta / 2
-    if method != "quadrature":
-        J = _hook(estimator, "bin_integral", quantizer)
-        if J is not None:
-            with jax.ensure_compile_time_eval(), jax.enable_x64(True):
-                return float(J(jnp.asarray(half, jnp.float64)))
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for ∫ ds/Q̂'")
+    J = _closed_form(estimator, "bin_integral", quantizer, method, "∫ ds/Q̂'")
+    if J is not None:
+        with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+            return float(J(jnp.asarray(quantizer.delta / 2, jnp.float64)))
     return float(_local_table(quantizer, estimator)[1][-1])
 
 
@@ -253,12 +262,9 @@ def _check_method(method: Method) -> None:
 
 # ------------------------------------------------------------------------------------------- M
 def _local_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Callable[[Array], Array]:
-    if method != "quadrature":
-        J = _hook(estimator, "bin_integral", quantizer)
-        if J is not None:
-            return J
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for M")
+    J = _closed_form(estimator, "bin_integral", quantizer, method, "M")
+    if J is not None:
+        return J
     grid, values, slopes = _local_table(quantizer, estimator)
     return lambda x: _hermite(x, grid, values, slopes)
 
@@ -267,12 +273,9 @@ def _tail_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method, 
     """T(d) = ∫_0^d ds/Q̂'(edge + side·s) beyond the range (slope 1 for clipping estimators)."""
     if clips(estimator, quantizer):
         return lambda d: d
-    if method != "quadrature":
-        T = _hook(estimator, "tail_integral", quantizer)
-        if T is not None:
-            return T
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for M beyond the representable range")
+    T = _closed_form(estimator, "tail_integral", quantizer, method, "M beyond the representable range")
+    if T is not None:
+        return T
     lo, hi = quantizer.representable_range
     edge = hi if side > 0 else lo
     return lambda d: _integrate_from(lambda s: 1.0 / estimator.derivative(edge + side * s, quantizer), d)
@@ -298,12 +301,9 @@ def _integrate_from(integrand: Callable[[Array], Array], d: Array, panels: int =
 def _binary_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Callable[[Array], Array]:
     """K(x) = ∫_0^x ds/Q̂'(b + s) for the single boundary point b of a 2-level quantizer."""
     b = float(quantizer.boundary_points()[0])
-    if method != "quadrature":
-        K = _hook(estimator, "binary_integral", quantizer)
-        if K is not None:
-            return K
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for M on a binary quantizer")
+    K = _closed_form(estimator, "binary_integral", quantizer, method, "M on a binary quantizer")
+    if K is not None:
+        return K
 
     def integral(x: Array) -> Array:
         sign = jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)

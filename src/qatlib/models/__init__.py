@@ -5,30 +5,9 @@ and trained through a gradient estimator Q̂ (:mod:`qatlib.estimators`); ``quant
 tree of per-leaf quantizers that α, M and the metrics take.
 """
 
-from qatlib.models.convnet import CholletConvNet
-from qatlib.models.layers import (
-    QuantizedConv,
-    QuantizedDense,
-    he_uniform_bound,
-    kernel_quantizer,
-    max_pool,
-    quantize_kernel,
-    quantizer_tree,
-)
-from qatlib.models.resnet import RESNET50_STAGE_SIZES, BottleneckResNetBlock, ResNet, ResNet50, count_quantized_kernels
+from qatlib.models import convnet, layers, resnet
+from qatlib.models.convnet import *  # noqa: F403
+from qatlib.models.layers import *  # noqa: F403
+from qatlib.models.resnet import *  # noqa: F403
 
-__all__ = [
-    "he_uniform_bound",
-    "kernel_quantizer",
-    "quantizer_tree",
-    "quantize_kernel",
-    "QuantizedDense",
-    "QuantizedConv",
-    "max_pool",
-    "CholletConvNet",
-    "BottleneckResNetBlock",
-    "ResNet",
-    "ResNet50",
-    "RESNET50_STAGE_SIZES",
-    "count_quantized_kernels",
-]
+__all__ = [*layers.__all__, *convnet.__all__, *resnet.__all__]

@@ -22,6 +22,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 import qatlib
+from qatlib.quantizers import is_quantizer_or_none
 
 __all__ = ["normalized_weights", "alignment_scatter", "error_curves", "derivative_per_layer"]
 
@@ -32,7 +33,7 @@ def normalized_weights(
     params_a: PyTree, params_b: PyTree, quantizers: PyTree, max_points: int = 20_000, seed: int = 0
 ) -> tuple[np.ndarray, np.ndarray]:
     """All quantized weights of two nets divided by their layer's w_max, subsampled to ``max_points``."""
-    from qatlib.metrics import quantized_leaves
+    from qatlib.quantizers import quantized_leaves
 
     flat_b = {path: leaf for path, leaf, _ in quantized_leaves(params_b, quantizers)}
     xs, ys = [], []
@@ -58,7 +59,7 @@ def _reference_quantizer(quantizers: PyTree) -> Any:
 def _leaves(tree: PyTree) -> list[Any]:
     import jax
 
-    return jax.tree.leaves(tree, is_leaf=lambda x: x is None or isinstance(x, qatlib.UniformQuantizer))
+    return jax.tree.leaves(tree, is_leaf=is_quantizer_or_none)
 
 
 def alignment_scatter(
@@ -109,7 +110,7 @@ def error_curves(
     """E_bar^(t) (percent of the range) along training, one panel per optimizer.
 
     ``history`` is ``{"steps": [...], optimizer: {experiment: {"E_bar": [...]}}}`` (as logged by
-    :func:`qatlib.experiments.run_mnist`); ``paper`` is the paper's Table 4 for the same model, whose
+    :func:`qatlib.experiments.mnist.run_mnist`); ``paper`` is the paper's Table 4 for the same model, whose
     end values are drawn as markers at the last step.
     """
     steps = np.asarray(history["steps"])
