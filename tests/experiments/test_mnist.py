@@ -220,6 +220,7 @@ def _resume_config():
     )
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_and_ends_bit_identical(tmp_path):
     import os
     import signal
@@ -234,8 +235,8 @@ def test_a_killed_run_resumes_and_ends_bit_identical(tmp_path):
     directory = tmp_path / "ckpt"
     script = tmp_path / "run.py"
     script.write_text(RESUME_SCRIPT.format(config=_resume_config()))
-    slow = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
-    process = subprocess.Popen([sys.executable, str(script), str(directory)], env=slow)
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    process = subprocess.Popen([sys.executable, str(script), str(directory)], env=env)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and process.poll() is None:
         if (directory / "6").is_dir():
