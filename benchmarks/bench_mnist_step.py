@@ -34,7 +34,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from qatlib import estimators, models, results, train
+from qatlib import estimators, models
+from qatlib.report import artefacts as results
+from qatlib.training import lockstep as train
 
 BATCH = 128
 ROOT = Path(__file__).resolve().parents[1]

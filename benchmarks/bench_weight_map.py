@@ -22,7 +22,7 @@ import jax.numpy as jnp
 
 import qatlib
 from qatlib import estimators
-from qatlib.results import device_info, write_json
+from qatlib.report.artefacts import device_info, write_json
 
 
 def best_time(fn, *args, repeats: int) -> float:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import nbformat
@@ -14,7 +13,7 @@ from qatlib import cli
 
 def test_registry_and_argument_parsing():
     assert "mnist" in cli.CHAPTERS
-    assert "steps" in {f.name for f in dataclasses.fields(cli.CHAPTERS["mnist"].registry()["quick"])}
+    assert "steps" in type(cli.CHAPTERS["mnist"].registry()["quick"]).model_fields
     args = cli.parse_args(["run", "mnist", "--preset", "quick", "-p", "steps", "5", "-p", "bits", "4"])
     assert (args.chapter, args.preset, args.parameters) == ("mnist", "quick", [["steps", "5"], ["bits", "4"]])
 
@@ -48,7 +47,7 @@ def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path)
     (tmp_path / "book").mkdir()
     notebook = new_notebook(cells=[
         new_code_cell(
-            "import json, pathlib\nfrom qatlib import presets\nfrom test_cli_registry import REGISTRY\n"
+            "import json, pathlib\nfrom qatlib.experiments import config as presets\nfrom test_cli_registry import REGISTRY\n"
             "_before = set(globals())"
         ),
         new_code_cell("preset = None", metadata={"tags": ["parameters"]}),
@@ -60,9 +59,8 @@ def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(notebook, tmp_path / "book" / "toy.ipynb")
     (tmp_path / "book" / "test_cli_registry.py").write_text(
-        "import dataclasses\n"
-        "@dataclasses.dataclass(frozen=True)\n"
-        "class Toy:\n    steps: int = 3\n    lr: float = 0.1\n"
+        "from qatlib.experiments.config import Config\n"
+        "class Toy(Config):\n    steps: int = 3\n    lr: float = 0.1\n"
         "REGISTRY = {'quick': Toy(steps=1), 'default': Toy()}\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path / "book"))

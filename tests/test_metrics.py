@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import qatlib
-from qatlib import estimators, metrics, models
+from qatlib import estimators, metrics
 
 HTGE = estimators.HTGE(5.5, scale="range", normalize=True)
 
@@ -21,7 +23,13 @@ def two_layer_tree(seed=0):
         "conv": {"kernel": jax.random.uniform(keys[0], (3, 3, 1, 4), minval=-0.8, maxval=0.8), "bias": jnp.ones(4)},
         "dense": {"kernel": jax.random.uniform(keys[1], (6, 2), minval=-1.0, maxval=1.0), "bias": jnp.zeros(2)},
     }
-    return params, models.quantizer_tree(params, bits=2)
+    # The tree qatlib.models.quantizer_tree(params, bits=2) builds: 2 bits on [−w_max, w_max] with
+    # w_max = √(6/fan_in) (He-uniform) for the kernels, None for the biases.
+    quantizers = {
+        "conv": {"kernel": qatlib.UniformQuantizer.from_bits(2, math.sqrt(6 / 9)), "bias": None},
+        "dense": {"kernel": qatlib.UniformQuantizer.from_bits(2, math.sqrt(6 / 6)), "bias": None},
+    }
+    return params, quantizers
 
 
 def test_E_bar_is_the_range_normalised_mean_absolute_difference():

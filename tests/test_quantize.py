@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import qatlib
 from qatlib import estimators as E
-from qatlib.quantizers import UniformQuantizer
+from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
 
 Q = UniformQuantizer.from_bits(2, 0.1)
 ESTS = [E.STE(), E.PWL(), E.MAD(), E.HTGE(5.5, scale="range", normalize=True), E.DSQ(0.3)]
@@ -43,9 +43,23 @@ def test_vmap_over_quantize():
     np.testing.assert_array_equal(out, Q(w))
 
 
-def test_quantize_tree_gradients():
+@pytest.mark.parametrize("jit", [False, True])
+def test_quantize_tree_gradients(jit):
     params = {"k": jnp.array([0.02, -0.05]), "b": jnp.array([0.3])}
     est = ESTS[3]
-    grads = jax.grad(lambda p: sum(jnp.sum(x) for x in jax.tree.leaves(qatlib.quantize_tree(p, {"k": Q, "b": None}, est))))(params)
-    np.testing.assert_allclose(grads["k"], est.derivative(params["k"], Q), rtol=1e-6)
-    np.testing.assert_array_equal(grads["b"], [1.0])
+
+    def loss(p):
+        return sum(jnp.sum(jnp.sin(x)) for x in jax.tree.leaves(qatlib.quantize_tree(p, {"k": Q, "b": None}, est)))
+
+    grads = (jax.jit(jax.grad(loss)) if jit else jax.grad(loss))(params)
+    np.testing.assert_allclose(grads["k"], jnp.cos(Q(params["k"])) * est.derivative(params["k"], Q), rtol=1e-6)
+    np.testing.assert_allclose(grads["b"], jnp.cos(params["b"]), rtol=1e-6)  # not quantized: plain sin'
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_gradient_on_binary_and_custom_estimators(jit):
+    q = BinaryQuantizer(0.5)
+    w = jnp.linspace(-1.0, 1.0, 21)
+    for est in (E.EDE(2.0), E.Custom(lambda w: 1.0 + 0.5 * jnp.cos(w))):
+        grad = jax.grad(lambda x: jnp.sum(jnp.exp(w) * qatlib.quantize(x, q, est)))
+        np.testing.assert_allclose((jax.jit(grad) if jit else grad)(w), jnp.exp(w) * est.derivative(w, q), rtol=1e-6)

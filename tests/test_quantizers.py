@@ -1,4 +1,4 @@
-"""Tests for qatlib.quantizers: Eq. 1 and the paper's level layout."""
+"""Tests for qatlib.quantizers: Eq. 1, the paper's level layout, and the walk over quantizer trees."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
+from qatlib import metrics
+from qatlib.quantizers import BinaryQuantizer, UniformQuantizer, is_quantizer_or_none, map_quantized, quantized_leaves
 
 bits = st.integers(min_value=1, max_value=8)
 w_maxes = st.floats(min_value=1e-3, max_value=10.0)
@@ -101,3 +102,51 @@ def test_bad_w_max_and_scale():
         UniformQuantizer.from_bits(2, 0.0)
     with pytest.raises(ValueError, match="scale"):
         BinaryQuantizer(scale=-1.0)
+
+
+# ------------------------------------------------------------------- trees of per-layer quantizers
+Q1, Q2 = UniformQuantizer.from_bits(2, 0.5), UniformQuantizer.from_bits(3, 1.0)
+PARAMS = {"conv": {"kernel": jnp.array([[0.1, -0.3], [0.2, 0.6]]), "bias": jnp.array([0.33])}, "dense": {"kernel": jnp.array([0.9, -0.05])}}
+QUANTIZERS = {"conv": {"kernel": Q1, "bias": None}, "dense": {"kernel": Q2}}
+
+
+def test_is_quantizer_or_none():
+    assert is_quantizer_or_none(None) and is_quantizer_or_none(Q1) and is_quantizer_or_none(BinaryQuantizer())
+    assert not is_quantizer_or_none(jnp.zeros(2)) and not is_quantizer_or_none({"kernel": Q1}) and not is_quantizer_or_none(0.0)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_map_quantized_applies_fn_per_quantizer_and_leaves_none_subtrees(jit):
+    def quantize_all(params):
+        return map_quantized(lambda q, w: q(w), QUANTIZERS, params)
+
+    out = (jax.jit(quantize_all) if jit else quantize_all)(PARAMS)
+    np.testing.assert_array_equal(out["conv"]["kernel"], Q1(PARAMS["conv"]["kernel"]))
+    np.testing.assert_array_equal(out["dense"]["kernel"], Q2(PARAMS["dense"]["kernel"]))
+    np.testing.assert_array_equal(out["conv"]["bias"], PARAMS["conv"]["bias"])  # None: unchanged
+    # A None over a whole subtree leaves all of it unchanged.
+    partial = map_quantized(lambda q, w: q(w), {"conv": None, "dense": {"kernel": Q2}}, PARAMS)
+    assert all(a is b for a, b in zip(jax.tree.leaves(partial["conv"]), jax.tree.leaves(PARAMS["conv"]), strict=True))
+
+
+def test_map_quantized_with_one_quantizer_and_several_trees():
+    shifted = jax.tree.map(lambda w: w + 0.01, PARAMS)
+    out = map_quantized(lambda q, a, b: q(a) - q(b), Q2, PARAMS, shifted)  # one quantizer: every leaf
+    for leaf_out, leaf_a, leaf_b in zip(jax.tree.leaves(out), jax.tree.leaves(PARAMS), jax.tree.leaves(shifted), strict=True):
+        np.testing.assert_array_equal(leaf_out, Q2(leaf_a) - Q2(leaf_b))
+    seen = []
+    out = map_quantized(lambda q, a, b: seen.append(q) or a + b, QUANTIZERS, PARAMS, shifted)
+    assert seen == [Q1, Q2]  # fn is called on quantized leaves only, in tree order
+    np.testing.assert_array_equal(out["conv"]["bias"], PARAMS["conv"]["bias"])  # the first tree's leaf
+    np.testing.assert_allclose(out["dense"]["kernel"], 2 * PARAMS["dense"]["kernel"] + 0.01)
+    with pytest.raises(ValueError):
+        map_quantized(lambda q, w: w, QUANTIZERS)
+
+
+def test_quantized_leaves_paths_and_errors():
+    leaves = list(quantized_leaves(PARAMS, QUANTIZERS))
+    assert [(path, q) for path, _, q in leaves] == [("conv/kernel", Q1), ("dense/kernel", Q2)]
+    np.testing.assert_array_equal(leaves[0][1], PARAMS["conv"]["kernel"])
+    with pytest.raises(ValueError, match="params tree does not"):
+        list(quantized_leaves({"conv": PARAMS["conv"]}, QUANTIZERS))
+    assert metrics.quantized_leaves is quantized_leaves  # still importable from metrics, the same object

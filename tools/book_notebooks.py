@@ -50,9 +50,10 @@ import pandas as pd
 from myst_nb import glue
 
 import qatlib
-from qatlib import estimators, presets, simulate
-from qatlib.plots import estimators as estimator_plots
-from qatlib.presets.intuition import PRESETS
+from qatlib import estimators
+from qatlib.experiments import comparison, config, twins
+from qatlib.experiments.intuition import PRESETS
+from qatlib.report.figures import estimators as estimator_plots
 
 matplotlib.rcParams["figure.dpi"] = 110
 _start = time.perf_counter()
@@ -63,8 +64,8 @@ _before = set(globals())
     code(PARAMETERS, "parameters", "remove-cell"),
     code(
         r"""
-cfg = presets.resolve_from_namespace(PRESETS, globals(), _before)
-preset_name = presets.choose_preset(globals().get("preset"))
+cfg = config.resolve_from_namespace(PRESETS, globals(), _before)
+preset_name = config.choose_preset(globals().get("preset"))
 glue("preset", preset_name, display=False)
 glue("bits", cfg.bits, display=False)
 glue("sharpness", cfg.sharpness, display=False)
@@ -144,8 +145,8 @@ as their quantized weights agree.
 """),
     code(
         r"""
-problem = simulate.mnist_problem(cfg.n_examples, cfg.seed)
-run_cfg = simulate.PairConfig(
+problem = twins.mnist_problem(cfg.n_examples, cfg.seed)
+run_cfg = twins.PairConfig(
     optimizer="sgd",
     eta=cfg.eta,
     steps=cfg.steps,
@@ -155,19 +156,19 @@ run_cfg = simulate.PairConfig(
     n_traced=cfg.n_traced,
     seed=cfg.seed,
 )
-first = simulate.run_pair(run_cfg, problem)
-summary = simulate.summarize(first, run_cfg, problem)
-q_run = simulate.make_quantizer(cfg.bits, problem.fan_in)
-est_run = simulate.make_estimator(cfg.sharpness, normalize=True)
+first = twins.run_pair(run_cfg, problem)
+summary = twins.summarize(first, run_cfg, problem)
+q_run = twins.make_quantizer(cfg.bits, problem.fan_in)
+est_run = comparison.q_hat(cfg.sharpness, normalize=True)
 
 # Show the weight that travelled farthest among those whose bin changes the STE-net twin matched
-# step for step (simulate.mirror_candidate); re-run (same seed, same batches) to trace it.
-chosen = simulate.mirror_candidate(first)
-trace = simulate.run_pair(run_cfg, problem, traced=[chosen, *first.traced[1:]])
+# step for step (twins.mirror_candidate); re-run (same seed, same batches) to trace it.
+chosen = twins.mirror_candidate(first)
+trace = twins.run_pair(run_cfg, problem, traced=[chosen, *first.traced[1:]])
 steps = np.arange(trace.w_q.shape[0])
 w_q, w_s, m_q = trace.w_q[:, 0], trace.w_s[:, 0], trace.m_q[:, 0]
-crossed_q = simulate.boundary_crossings(w_q, q_run) + 1
-crossed_s = simulate.boundary_crossings(w_s, q_run) + 1
+crossed_q = twins.boundary_crossings(w_q, q_run) + 1
+crossed_s = twins.boundary_crossings(w_s, q_run) + 1
 assert np.array_equal(trace.final_E, first.final_E), "the re-run must repeat the first run exactly"
 fig = estimator_plots.mirror_figure(steps, w_q, w_s, m_q, q_run, est_run)
 glue("fig_mirror", fig, display=False)
@@ -185,9 +186,9 @@ glue("cross_same", summary.crossings_same_step, display=False)
 glue("cross_share", 100 * summary.crossings_same_step / max(summary.crossings, 1), display=False)
 
 # When does each twin first change bins? Compare with the "unadjusted" pair (STE-net starts at w0).
-lags = simulate.crossing_lags(first)
+lags = twins.crossing_lags(first)
 unadjusted_cfg = dataclasses.replace(run_cfg, reinit=False)
-unadjusted = simulate.crossing_lags(simulate.run_pair(unadjusted_cfg, problem))
+unadjusted = twins.crossing_lags(twins.run_pair(unadjusted_cfg, problem))
 
 
 def lag_stats(result):
@@ -330,10 +331,11 @@ import pandas as pd
 from myst_nb import glue
 
 import qatlib
-from qatlib import estimators, presets, simulate, theory
-from qatlib.paper import paper_tables
-from qatlib.plots import estimators as estimator_plots
-from qatlib.presets.theorems import PRESETS
+from qatlib import estimators, theory
+from qatlib.experiments import comparison, config, twins
+from qatlib.experiments.theorems import PRESETS
+from qatlib.report.figures import estimators as estimator_plots
+from qatlib.report.paper import paper_tables
 
 matplotlib.rcParams["figure.dpi"] = 110
 _start = time.perf_counter()
@@ -344,8 +346,8 @@ _before = set(globals())
     code(PARAMETERS, "parameters", "remove-cell"),
     code(
         r"""
-cfg = presets.resolve_from_namespace(PRESETS, globals(), _before)
-preset_name = presets.choose_preset(globals().get("preset"))
+cfg = config.resolve_from_namespace(PRESETS, globals(), _before)
+preset_name = config.choose_preset(globals().get("preset"))
 glue("preset", preset_name, display=False)
 cfg
 """,
@@ -426,10 +428,10 @@ holds. Where α > 1 it need not; we test both forms below.
 """),
     code(
         r"""
-problem = simulate.mnist_problem(cfg.n_examples, cfg.seed)
-q = simulate.make_quantizer(cfg.bits, problem.fan_in)
-est = simulate.make_estimator(cfg.sharpness, normalize=True)
-est_raw = simulate.make_estimator(cfg.sharpness, normalize=False)
+problem = twins.mnist_problem(cfg.n_examples, cfg.seed)
+q = twins.make_quantizer(cfg.bits, problem.fan_in)
+est = comparison.q_hat(cfg.sharpness, normalize=True)
+est_raw = comparison.q_hat(cfg.sharpness, normalize=False)
 consts = theory.lipschitz_constants(q, est)
 alpha = qatlib.alpha(q, est)
 alpha_raw = qatlib.alpha(q, est_raw)
@@ -472,19 +474,19 @@ holding if E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ ≤ right-hand side + {glue:text}`tole
 """),
     code(
         r"""
-glue("tolerance", simulate.BOUND_TOLERANCE, display=False)
+glue("tolerance", twins.BOUND_TOLERANCE, display=False)
 common = dict(steps=cfg.steps, batch_size=cfg.batch_size, bits=cfg.bits, sharpness=cfg.sharpness, seed=cfg.seed)
 cases = {
-    "SGD (Thm 5.1)": simulate.PairConfig(optimizer="sgd", eta=cfg.eta_sgd, **common),
-    "SGD + momentum (Thm D.3)": simulate.PairConfig(optimizer="momentum", eta=cfg.eta_momentum, momentum=cfg.momentum, **common),
-    "Adam (Thm 5.2)": simulate.PairConfig(optimizer="adam", eta=cfg.eta_adam, b1=cfg.b1, b2=cfg.b2, **common),
-    "SGD, plain STE as partner (App. G)": simulate.PairConfig(optimizer="sgd", eta=cfg.eta_sgd, partner="ste", **common),
-    "SGD, un-normalised HTGE (alpha > 1)": simulate.PairConfig(optimizer="sgd", eta=cfg.eta_unnormalized, normalize=False, **common),
+    "SGD (Thm 5.1)": twins.PairConfig(optimizer="sgd", eta=cfg.eta_sgd, **common),
+    "SGD + momentum (Thm D.3)": twins.PairConfig(optimizer="momentum", eta=cfg.eta_momentum, momentum=cfg.momentum, **common),
+    "Adam (Thm 5.2)": twins.PairConfig(optimizer="adam", eta=cfg.eta_adam, b1=cfg.b1, b2=cfg.b2, **common),
+    "SGD, plain STE as partner (App. G)": twins.PairConfig(optimizer="sgd", eta=cfg.eta_sgd, partner="ste", **common),
+    "SGD, un-normalised HTGE (alpha > 1)": twins.PairConfig(optimizer="sgd", eta=cfg.eta_unnormalized, normalize=False, **common),
 }
 traces, summaries = {}, {}
 for name, run_cfg in cases.items():
-    traces[name] = simulate.run_pair(run_cfg, problem)
-    summaries[name] = simulate.summarize(traces[name], run_cfg, problem)
+    traces[name] = twins.run_pair(run_cfg, problem)
+    summaries[name] = twins.summarize(traces[name], run_cfg, problem)
 
 pct = lambda x: 100 * x  # noqa: E731
 table = pd.DataFrame(
@@ -604,7 +606,7 @@ colour). Symmetric-log scale: negative growth (E shrinking) is allowed and commo
 HTGE is zero beyond the representable range, so Assumption 5.1.1 fails there: a Q̂-net weight that
 steps outside is frozen. Appendix G's remedy gives STE-net the estimator PWL on
 [M(w_min), M(w_max)], which freezes its twin at the same place (this is what
-`qatlib.estimators.mirror_partner` returns, and what the runs above use). Out of range the theorem
+`qatlib.mirror_partner` returns, and what the runs above use). Out of range the theorem
 makes no promise; still, with that partner the per-step inequality held at
 {glue:text}`mirror_outside_holds:.1f`% of the {glue:text}`mirror_outside` moving pairs outside the
 range. With the plain STE as partner, STE-net's twin keeps moving while Q̂-net's is frozen — one
@@ -632,11 +634,11 @@ grids = {
     "SGD + momentum": cfg.sweep_momentum,
     "Adam": cfg.sweep_adam,
 }
-results = {name: simulate.eta_sweep(run_cfg, grids[name], problem) for name, run_cfg in sweeps.items()}
-slopes = {name: simulate.fit_loglog_slope(r.etas, r.column("E_bar"))[0] for name, r in results.items()}
+results = {name: twins.eta_sweep(run_cfg, grids[name], problem) for name, run_cfg in sweeps.items()}
+slopes = {name: twins.fit_loglog_slope(r.etas, r.column("E_bar"))[0] for name, r in results.items()}
 conv_slopes = {
-    "SGD + momentum (C.1.3 term)": simulate.fit_loglog_slope(results["SGD + momentum"].etas, results["SGD + momentum"].column("mean_c13"))[0],
-    "Adam (convexity error)": simulate.fit_loglog_slope(results["Adam"].etas, results["Adam"].column("mean_conv"))[0],
+    "SGD + momentum (C.1.3 term)": twins.fit_loglog_slope(results["SGD + momentum"].etas, results["SGD + momentum"].column("mean_c13"))[0],
+    "Adam (convexity error)": twins.fit_loglog_slope(results["Adam"].etas, results["Adam"].column("mean_conv"))[0],
 }
 fig = estimator_plots.scaling_figure(
     [(name, r.etas, r.column("E_bar"), slopes[name]) for name, r in results.items()]

@@ -43,10 +43,12 @@ import numpy as np
 from IPython.display import display
 from myst_nb import glue
 
-from qatlib import experiments, presets, results
-from qatlib.paper import paper_tables
-from qatlib.plots import training as training_plots
-from qatlib.presets.mnist import PRESETS
+from qatlib.experiments import comparison, config
+from qatlib.experiments.mnist import PRESETS
+from qatlib.report import artefacts as results
+from qatlib.report import claims, measure, tables
+from qatlib.report.figures import training as training_plots
+from qatlib.report.paper import paper_tables
 
 matplotlib.rcParams["figure.dpi"] = 110
 _before = set(globals())
@@ -55,8 +57,8 @@ _before = set(globals())
 preset = None  # quick | default | paper | sgd_no_momentum | level_centred_control; None -> $QATLIB_PRESET or "default"
 """, "parameters", "remove-cell"),
     code(r"""
-cfg = presets.resolve_from_namespace(PRESETS, globals(), _before)
-preset_name = presets.choose_preset(globals().get("preset"))
+cfg = config.resolve_from_namespace(PRESETS, globals(), _before)
+preset_name = config.choose_preset(globals().get("preset"))
 PAPER = paper_tables()
 cfg
 """, "hide-input"),
@@ -85,14 +87,14 @@ zero beyond the representable range, so STE-net's estimator is the clipped STE o
 α = {glue:text}`mnist_alpha` in every layer; the figure shows Q̂′ per layer in weight units.
 """),
     code(r"""
-run, metrics_file = experiments.measure(cfg, preset_name)  # results/ under `python -m qatlib run`, else runs/
+run, metrics_file = measure.measure_mnist(cfg, preset_name)  # results/ under `python -m qatlib run`, else runs/
 print(run.data.describe())
 print(f"{len(run.params)} nets, {cfg.steps} steps: {run.train_seconds:.0f} s training "
       f"(first step incl. compilation {run.metrics['first_step_seconds']:.0f} s), {run.seconds:.0f} s in all")
 print(f"wrote {metrics_file.relative_to(results.results_root().parent)}")
 """, "hide-input", "hide-output"),
     code(r"""
-partner = experiments.ste_partner(run.estimator, run.quantizers)
+partner = comparison.ste_partner(run.estimator, run.quantizers)
 figure = training_plots.derivative_per_layer(run.layer_quantizers(), run.estimator, partner)
 alphas = sorted(set(round(a, 4) for a in run.metrics["alpha"].values()))
 device = results.device_info()
@@ -157,13 +159,13 @@ the 10,000 test images on which both nets predict the same class.
 """),
     code(r"""
 ours = run.metrics
-display(experiments.table4_frame(ours, PAPER["table4"]["mnist"]))
-verdicts = experiments.claims(ours)
+display(tables.table4_frame(ours, PAPER["table4"]["mnist"]))
+verdicts = claims.claims(ours)
 
 
 _pct = results.percent
 for optimizer in cfg.optimizers:
-    for experiment in experiments.EXPERIMENTS[optimizer]:
+    for experiment in comparison.EXPERIMENTS[optimizer]:
         entry = ours[optimizer][experiment]
         glue(f"mnist_{optimizer}_{experiment}_E", _pct(entry["E_bar"]), display=False)
         glue(f"mnist_{optimizer}_{experiment}_agreement", _pct(entry["agreement"], 2), display=False)
@@ -175,8 +177,8 @@ def _claim_a(optimizer):
     v = verdicts[optimizer]
     ratio = f"Ē(baseline) is {v['A_ratio']:.2f}× Ē(lr-tweak)"
     if v["A"]:
-        return f"holds: {ratio}, within the factor {experiments.CLAIM_FACTOR:g} we call comparable"
-    return f"does not hold at this preset: {ratio}, more than the factor {experiments.CLAIM_FACTOR:g} we call comparable"
+        return f"holds: {ratio}, within the factor {claims.CLAIM_FACTOR:g} we call comparable"
+    return f"does not hold at this preset: {ratio}, more than the factor {claims.CLAIM_FACTOR:g} we call comparable"
 
 
 def _claim_b():
@@ -186,7 +188,7 @@ def _claim_b():
     ratio = f"Ē(unadjusted) is {v['B_ratio']:.2f}× Ē(baseline)"
     if v["B"]:
         return f"holds: {ratio}"
-    return f"does not hold at this preset: {ratio}, less than the factor {experiments.CLAIM_FACTOR:g} we require"
+    return f"does not hold at this preset: {ratio}, less than the factor {claims.CLAIM_FACTOR:g} we require"
 
 
 glue("mnist_claim_a_sgd", _claim_a("sgd"), display=False)
@@ -217,7 +219,7 @@ preset uses the first 1,000 of them), "val" columns on the 10,000 test images; D
 STE-net, the paper's sign.
 """),
     code(r"""
-display(experiments.table5_frame(ours["accuracy"], PAPER["table5"]["mnist"]))
+display(tables.table5_frame(ours["accuracy"], PAPER["table5"]["mnist"]))
 for optimizer in cfg.optimizers:
     glue(f"mnist_{optimizer}_val_diff", f"{100 * verdicts[optimizer]['val_acc_difference']:+.2f}", display=False)
     glue(f"mnist_{optimizer}_q_val_acc", _pct(ours["accuracy"][optimizer]["q_net"]["val_acc"], 2), display=False)
@@ -229,7 +231,7 @@ accuracy_ok = all(v["accuracy"] for v in verdicts.values())
 glue(
     "mnist_accuracy_claim",
     "within a fraction of a percent, as in the paper" if accuracy_ok
-    else f"not within {100 * experiments.ACCURACY_TOLERANCE:g} percentage points at this preset",
+    else f"not within {100 * claims.ACCURACY_TOLERANCE:g} percentage points at this preset",
     display=False,
 )
 """, "remove-input"),
@@ -283,7 +285,7 @@ crossing of one net paired with the same crossing of the other, and how many ste
     code(r"""
 glue("mnist_tracked", f"{run.metrics['tracked_weights']:,}", display=False)
 if run.levels is not None:
-    display(experiments.mirror_room_frame(ours))
+    display(tables.mirror_room_frame(ours))
     room = ours["sgd"]["baseline"]["mirror_room"] if "sgd" in cfg.optimizers else ours["adam"]["baseline"]["mirror_room"]
     glue("mnist_room_same", _pct(room["same_sequence_among_moving"], 1), display=False)
     glue("mnist_room_offset", f"{room['mean_offset']:.1f}", display=False)
@@ -323,8 +325,8 @@ else:
     glue("mnist_ratio_b_here", "n/a", display=False)
 if control_file.is_file():
     control = results.read_json(control_file)
-    control_verdicts = experiments.claims(control)["sgd"]
-    display(experiments.table4_frame(control, PAPER["table4"]["mnist"]))
+    control_verdicts = claims.claims(control)["sgd"]
+    display(tables.table4_frame(control, PAPER["table4"]["mnist"]))
     glue(
         "mnist_control_status",
         f"Its results artefact ({control['provenance']['steps']:,} steps, {control['data']['note']}, "
@@ -402,11 +404,11 @@ if artefact_file.is_file():
         f"{results.duration(source['seconds'])} on {_device['backend'].upper()} ({_where}).",
         display=False,
     )
-    display(experiments.table4_frame(stored, PAPER["table4"]["mnist"]))
-    display(experiments.table5_frame(stored["accuracy"], PAPER["table5"]["mnist"]))
+    display(tables.table4_frame(stored, PAPER["table4"]["mnist"]))
+    display(tables.table5_frame(stored["accuracy"], PAPER["table5"]["mnist"]))
     if all("mirror_room" in stored[o]["baseline"] for o in ("sgd", "adam") if o in stored):
-        display(experiments.mirror_room_frame(stored))
-    stored_verdicts = experiments.claims(stored)
+        display(tables.mirror_room_frame(stored))
+    stored_verdicts = claims.claims(stored)
     summary = []
     for optimizer, v in stored_verdicts.items():
         text = f"{optimizer.upper()}: A {'holds' if v['A'] else 'fails'} (ratio {v['A_ratio']:.2f})"
@@ -440,7 +442,7 @@ phase_file = results.metrics_path("mnist", "level_centred_control")
 default_file = results.metrics_path("mnist", "default")
 if phase_file.is_file() and default_file.is_file():
     phase, reference = results.read_json(phase_file), results.read_json(default_file)
-    display(experiments.claims_frame({"default (threshold-centred Q̂)": reference, "level-centred Q̂": phase}))
+    display(tables.claims_frame({"default (threshold-centred Q̂)": reference, "level-centred Q̂": phase}))
     _ratio = lambda run, o: run[o]["baseline"]["E_bar"] / run[o]["lr_tweak"]["E_bar"]  # noqa: E731
     glue(
         "mnist_phase_status",
@@ -469,13 +471,13 @@ for name in ("sgd_no_momentum", "level_centred_control", "paper"):
     path = results.metrics_path("mnist", name)
     if path.is_file() and name != preset_name:
         summary_runs[f"{name} (artefact)"] = results.read_json(path)
-display(experiments.claims_frame(summary_runs))
-glue("mnist_claim_factor", f"{experiments.CLAIM_FACTOR:g}", display=False)
-glue("mnist_accuracy_tolerance", f"{100 * experiments.ACCURACY_TOLERANCE:g}", display=False)
+display(tables.claims_frame(summary_runs))
+glue("mnist_claim_factor", f"{claims.CLAIM_FACTOR:g}", display=False)
+glue("mnist_accuracy_tolerance", f"{100 * claims.ACCURACY_TOLERANCE:g}", display=False)
 
 # The conclusion, written from the longest run available (the authors' schedule when present).
 longest_label, longest = list(summary_runs.items())[-1]
-final = experiments.claims(longest)
+final = claims.claims(longest)
 parts = []
 if "adam" in final:
     v = final["adam"]

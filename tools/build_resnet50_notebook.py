@@ -33,7 +33,7 @@ Flax example library" {cite:p}`flax2024` on a TPU, with one change of procedure:
 > weights and optimizer state and switched the model's quantizer for the STE before continuing
 > training.
 
-This chapter implements that branch point (`qatlib.branching`), derives the optimizer-state
+This chapter implements that branch point (`qatlib.training.branch`), derives the optimizer-state
 mapping the paper leaves implicit, runs the experiment, and sets the right halves of Tables 4 and 5
 beside ours.
 
@@ -54,10 +54,12 @@ import numpy as np
 from IPython.display import display
 from myst_nb import glue
 
-from qatlib import branching, experiments, presets, results
-from qatlib.paper import paper_tables
-from qatlib.plots import training as training_plots
-from qatlib.presets.resnet50 import PRESETS
+from qatlib.experiments import comparison, config
+from qatlib.experiments.resnet50 import PRESETS
+from qatlib.report import artefacts as results
+from qatlib.report import claims, measure, tables
+from qatlib.report.figures import training as training_plots
+from qatlib.report.paper import paper_tables
 
 matplotlib.rcParams["figure.dpi"] = 110
 _before = set(globals())
@@ -68,8 +70,8 @@ preset = None  # quick | default | paper; None -> $QATLIB_PRESET or "default"
 """, tags=("parameters", "remove-cell"))
 
 code(r"""
-cfg = presets.resolve_from_namespace(PRESETS, globals(), _before)
-preset_name = presets.choose_preset(globals().get("preset"))
+cfg = config.resolve_from_namespace(PRESETS, globals(), _before)
+preset_name = config.choose_preset(globals().get("preset"))
 PAPER = paper_tables()
 cfg
 """, tags=("hide-input",))
@@ -132,7 +134,7 @@ same argument μ̃ = μ / Q̂′(w_b), ν̃ = ν / Q̂′(w_b)² with the step c
 μ/√ν, Adam's step, unchanged (exactly for ε = 0), and makes the moments consistent with the raw
 gradients STE-net feeds them from now on.
 
-`tests/test_branching.py` checks both on a real trajectory: with the mapped velocity, the error
+`tests/training/test_branch.py` checks both on a real trajectory: with the mapped velocity, the error
 |M(w_Q̂) − w_STE| after the first step halves twice when η halves (second order), while with the
 unmapped velocity it only halves once (first order); with the mapped Adam moments the first step
 of both nets is the same to 10⁻¹².
@@ -150,7 +152,7 @@ and keep η.
 """)
 
 code(r"""
-run_json, metrics_file = branching.measure(cfg, preset_name)  # results/ under `python -m qatlib run`, else runs/
+run_json, metrics_file = measure.measure_resnet50(cfg, preset_name)  # results/ under `python -m qatlib run`, else runs/
 source = run_json["provenance"]
 print(f"{run_json['model']['name']}: {cfg.total_steps} steps of batch {cfg.batch_size}, "
       f"{run_json['train_seconds']:.0f} s training and evaluation, {source['seconds']:.0f} s in all")
@@ -202,11 +204,11 @@ which the two nets predict the same class. This run took {glue:text}`resnet_wall
 
 code(r"""
 ours = run_json
-display(experiments.table4_frame(ours, PAPER["table4"]["imagenet_resnet50"]))
-verdicts = experiments.claims(ours)
+display(tables.table4_frame(ours, PAPER["table4"]["imagenet_resnet50"]))
+verdicts = claims.claims(ours)
 paper4 = PAPER["table4"]["imagenet_resnet50"]
 for optimizer in ("sgd", "adam"):
-    for experiment in experiments.EXPERIMENTS[optimizer]:
+    for experiment in comparison.EXPERIMENTS[optimizer]:
         entry = ours.get(optimizer, {}).get(experiment)
         glue(f"resnet_{optimizer}_{experiment}_E", _pct(entry["E_bar"]) if entry else "n/a", display=False)
         glue(f"resnet_{optimizer}_{experiment}_agreement", _pct(entry["agreement"], 2) if entry else "n/a", display=False)
@@ -226,7 +228,7 @@ glue("resnet_claim_b", _verdict("sgd", "B", "B_ratio", "Ē(unadjusted) / Ē(base
 glue("resnet_paper_a_sgd", f"{paper4['sgd']['baseline']['E_bar'] / paper4['sgd']['lr_tweak']['E_bar']:.2f}", display=False)
 glue("resnet_paper_a_adam", f"{paper4['adam']['baseline']['E_bar'] / paper4['adam']['lr_tweak']['E_bar']:.2f}", display=False)
 glue("resnet_paper_b", f"{paper4['sgd']['unadjusted']['E_bar'] / paper4['sgd']['baseline']['E_bar']:.2f}", display=False)
-glue("resnet_claim_factor", f"{experiments.CLAIM_FACTOR:g}", display=False)
+glue("resnet_claim_factor", f"{claims.CLAIM_FACTOR:g}", display=False)
 """, tags=("remove-input",))
 
 md(r"""
@@ -329,7 +331,7 @@ off in its text after two decimals.
 
 code(r"""
 glue("resnet_eval_examples", f"{cfg.eval_examples:,}", display=False)
-display(experiments.table5_frame(ours["accuracy"], PAPER["table5"]["imagenet_resnet50"]))
+display(tables.table5_frame(ours["accuracy"], PAPER["table5"]["imagenet_resnet50"]))
 for optimizer in ("sgd", "adam"):
     if optimizer in verdicts:
         glue(f"resnet_{optimizer}_val_diff", f"{100 * verdicts[optimizer]['val_acc_difference']:+.2f}", display=False)
@@ -368,7 +370,7 @@ the estimator.
 """)
 
 code(r"""
-display(branching.provenance_frame(run_json))
+display(tables.provenance_frame(run_json))
 """, tags=("remove-input",))
 
 md(r"""
@@ -391,9 +393,9 @@ if candidates:
         f"{stored['provenance']['steps']:,} steps in {_minutes(stored['provenance']['seconds'])}):",
         display=False,
     )
-    display(experiments.table4_frame(stored, PAPER["table4"]["imagenet_resnet50"]))
-    display(experiments.table5_frame(stored["accuracy"], PAPER["table5"]["imagenet_resnet50"]))
-    display(branching.provenance_frame(stored))
+    display(tables.table4_frame(stored, PAPER["table4"]["imagenet_resnet50"]))
+    display(tables.table5_frame(stored["accuracy"], PAPER["table5"]["imagenet_resnet50"]))
+    display(tables.provenance_frame(stored))
 else:
     glue(
         "resnet_artefact_status",
@@ -418,8 +420,8 @@ python -m qatlib run resnet50 --preset default -p total_steps 400 -p checkpoint_
 Each run writes `results/resnet50/<preset>/metrics.json` with its provenance. The `paper` preset
 needs `pip install 'qatlib[imagenet]'` and `imagenet2012` prepared in a tfds data directory
 (`-p data_dir ...`); it shards each batch over all local devices on a `"data"` mesh axis
-(parameters replicated, `qatlib.parallel`), and checkpoints every epoch with orbax
-(`qatlib.checkpoint`), resuming from the last checkpoint when restarted: a killed run loses
+(parameters replicated, `qatlib.training.parallel`), and checkpoints every epoch with orbax
+(`qatlib.training.checkpoint`), resuming from the last checkpoint when restarted: a killed run loses
 nothing.
 """)
 

@@ -5,12 +5,17 @@ The core of the paper (Schoenbauer, Moro, Lew, Howard; arXiv 2405.05171) as a JA
 * :mod:`qatlib.quantizers` — Q (Eq. 1) and the sign quantizer;
 * :mod:`qatlib.estimators` — Q̂' for STE, PWL, MAD, HTGE, DSQ, EDE and user-given estimators;
 * :mod:`qatlib.quantize` — forward Q(w), backward ∇·Q̂'(w);
-* :mod:`qatlib.mirror` — α, M and M⁻¹ (Eq. 4);
-* :mod:`qatlib.theory` — L₋, L₊, L′ and the per-step bound terms of Theorems 5.1/5.2.
+* :mod:`qatlib.mirror` — α, M and M⁻¹ (Eq. 4), and STE-net's Appendix G partner estimator;
+* :mod:`qatlib.theory` — L₋, L₊, L′ and the per-step bound terms of Theorems 5.1/5.2;
+* :mod:`qatlib.metrics` — E_bar (Eq. 5) and quantized weight agreement (Section 6.2).
+
+Importing ``qatlib`` loads only the paper's maths (quantizers, estimators, quantize, mirror,
+theory); ``qatlib.metrics`` and everything beyond the maths (models, data, training, experiments,
+reporting) are imported by name.
 """
 
-from qatlib import estimators, presets, theory
-from qatlib.mirror import alpha, inverse_weight_map, weight_map, weight_map_derivative
+from qatlib import estimators, theory
+from qatlib.mirror import alpha, inverse_weight_map, mirror_partner, weight_map, weight_map_derivative
 from qatlib.quantize import quantize, quantize_tree
 from qatlib.quantizers import BinaryQuantizer, UniformQuantizer
 
@@ -24,8 +29,8 @@ __all__ = [
     "weight_map",
     "inverse_weight_map",
     "weight_map_derivative",
+    "mirror_partner",
     "theory",
-    "presets",
 ]
 
 __version__ = "0.1.0"

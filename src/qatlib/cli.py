@@ -30,8 +30,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from qatlib import presets as presets_lib
-from qatlib import results
+from qatlib.experiments import config as presets_lib
+from qatlib.report import artefacts as results
 
 __all__ = ["Chapter", "CHAPTERS", "parse_args", "check_parameters", "run_chapter", "main"]
 
@@ -57,10 +57,10 @@ def _resolve(reference: str) -> Any:
 
 
 CHAPTERS: dict[str, Chapter] = {
-    "intuition": Chapter("book/intuition.ipynb", "qatlib.presets.intuition:PRESETS"),
-    "theorems": Chapter("book/theorems.ipynb", "qatlib.presets.theorems:PRESETS"),
-    "mnist": Chapter("book/mnist.ipynb", "qatlib.presets.mnist:PRESETS", "qatlib.experiments:measure"),
-    "resnet50": Chapter("book/resnet50.ipynb", "qatlib.presets.resnet50:PRESETS", "qatlib.branching:measure"),
+    "intuition": Chapter("book/intuition.ipynb", "qatlib.experiments.intuition:PRESETS"),
+    "theorems": Chapter("book/theorems.ipynb", "qatlib.experiments.theorems:PRESETS"),
+    "mnist": Chapter("book/mnist.ipynb", "qatlib.experiments.mnist:PRESETS", "qatlib.report.measure:measure_mnist"),
+    "resnet50": Chapter("book/resnet50.ipynb", "qatlib.experiments.resnet50:PRESETS", "qatlib.report.measure:measure_resnet50"),
 }
 
 

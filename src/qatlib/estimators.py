@@ -1,15 +1,19 @@
 """Weight gradient estimators Q̂: the derivative Q̂'(w) that replaces Q'(w) on the backward pass.
 
 Every estimator is a small frozen dataclass deriving from :class:`Estimator`. It declares
-``derivative(w, quantizer)`` and two facts the theory needs (Section 5.1):
+``derivative(w, quantizer)`` and three facts the theory needs (Section 5.1):
 
 * ``is_cyclical`` — Q̂' is identical on every finite bin (Q̂'(w) = Q̂'(w + Δ));
-* ``clips`` — Q̂' is zero beyond the representable range (Appendix G's common case).
+* ``clips`` — Q̂' is zero beyond the representable range (Appendix G's common case);
+* ``is_symmetric`` — Q̂'(c + s) = Q̂'(c − s) about every level c.
 
-``is_strictly_positive`` (Assumption 5.1.1 everywhere) follows from them. α, M and M⁻¹ have a
-general numerical implementation in :mod:`qatlib.mirror`; an estimator with a closed form supplies
-it through the optional hooks ``_local_integral`` (∫ ds/Q̂'(s) across one bin, in the bin-local
-coordinate x = w − Q(w)) and ``_tail_integral`` (the same beyond the representable range).
+``is_strictly_positive`` (Assumption 5.1.1 everywhere) follows from them. α, M and M⁻¹ (Eq. 4)
+have a general numerical implementation in :mod:`qatlib.mirror`, and L₋, L₊, L′ (Assumptions
+5.1.1-5.1.2) one in :mod:`qatlib.theory`; neither asks which estimator it holds. An estimator with
+a closed form supplies it through the hooks of :class:`Estimator` (``bin_integral``,
+``tail_integral``, ``tail_integral_inverse``, ``binary_integral``, ``weight_map_is_identity``,
+``lipschitz_constants``, ``clips_beyond_range``); a hook that returns None means "no closed form
+here", and the general code takes over.
 
 Cyclical estimators are written in the bin-local coordinate x = w − Q(w) ∈ [−Δ/2, Δ/2] (a "bin"
 here is the set of weights that round to one level; its ends are the rounding thresholds, the
@@ -35,7 +39,7 @@ import abc
 import dataclasses
 import math
 from collections.abc import Callable
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import jax.numpy as jnp
 from jax import Array
@@ -55,12 +59,38 @@ __all__ = [
     "Custom",
     "get",
     "names",
-    "mirror_partner",
+    "register",
 ]
 
 
 class Estimator(abc.ABC):
-    """Abstract gradient estimator: subclasses implement :meth:`derivative`."""
+    """Abstract gradient estimator Q̂ (Section 3): a subclass implements :meth:`derivative`.
+
+    Everything else has a general implementation that needs only Q̂': α, M, M⁻¹ (Eq. 4) by
+    quadrature and bisection in :mod:`qatlib.mirror`, L₋, L₊, L′ on a float64 grid in
+    :mod:`qatlib.theory`. A subclass that can do better overrides a hook (distrax's ``Bijector``
+    pattern); the general code calls the hooks and never asks which class it holds. Each
+    closed-form hook returns None (for every argument) where it has no closed form for the given
+    quantizer, which sends the general code down its numerical path:
+
+    ================================  ==========================================================
+    hook                              closed form of
+    ================================  ==========================================================
+    ``bin_integral(x, q)``            J(x) = ∫_{−Δ/2}^{x} ds/Q̂'(c + s) across one bin (α = Δ/J(Δ/2))
+    ``tail_integral(d, q)``           T(d) = ∫_0^d ds/Q̂'(edge ± s) beyond the range (Q̂' > 0 there)
+    ``tail_integral_inverse(v, q)``   T⁻¹(v) (M⁻¹ beyond the range; else bisection)
+    ``binary_integral(x, q)``         K(x) = ∫_0^x ds/Q̂'(b + s), b the one boundary point of a 2-level q
+    ``lipschitz_constants(q)``        (L₋, L₊, L′) over the representable range (Appendix H)
+    ================================  ==========================================================
+
+    Two more hooks state facts: ``weight_map_is_identity(q)`` (M = id on q, so α = 1 and M, M⁻¹
+    are skipped: the STE, a PWL covering the range) and ``clips_beyond_range(q)`` (Q̂' = 0 beyond
+    the range: True / False, or None to have :func:`qatlib.mirror.clips` detect it).
+
+    A new estimator is one subclass: a frozen dataclass with a ``name``, :meth:`derivative` and
+    the flags that hold, plus whichever hooks it has closed forms for (see ``tests/test_extension.py``);
+    :func:`register` makes :func:`get` build it by name.
+    """
 
     name: ClassVar[str] = "estimator"
     is_cyclical: ClassVar[bool] = True
@@ -71,23 +101,48 @@ class Estimator(abc.ABC):
 
     @abc.abstractmethod
     def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
-        """Q̂'(w) for the weights ``w`` under ``quantizer``."""
+        """Q̂'(w) for the weights ``w`` under ``quantizer`` (jnp-traceable)."""
 
     @property
     def is_strictly_positive(self) -> bool:
         """Q̂'(w) > 0 for every real w (the lower bound of Assumption 5.1.1)."""
         return not self.clips
 
-    # Optional closed-form hooks used by qatlib.mirror (None: use quadrature).
-    def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array | None:
-        """J(x) = ∫_{−Δ/2}^{x} ds / Q̂'(c + s) for x in [−Δ/2, Δ/2], c a level (cyclical only)."""
+    # ------------------------------------------------------------------ facts
+    def clips_beyond_range(self, quantizer: UniformQuantizer) -> bool | None:
+        """Whether Q̂' = 0 beyond the representable range of ``quantizer`` (None: unknown, detect it)."""
+        return bool(self.clips)
+
+    def weight_map_is_identity(self, quantizer: UniformQuantizer) -> bool:
+        """True where M is the identity on ``quantizer`` (Q̂' = 1 wherever M integrates it)."""
+        return False
+
+    # ------------------------------------------------------------ closed forms (None: numerical path)
+    def bin_integral(self, x: Array, quantizer: UniformQuantizer) -> Array | None:
+        """J(x) = ∫_{−Δ/2}^{x} ds / Q̂'(c + s) for x in [−Δ/2, Δ/2], c a level (cyclical only).
+
+        α = Δ / J(Δ/2) (Eq. 4); M inside the range is built from J. Also used on 2-level
+        quantizers, whose two half-bins it covers.
+        """
         return None
 
-    def _tail_integral(self, d: Array, quantizer: UniformQuantizer) -> Array | None:
-        """T(d) = ∫_0^d ds / Q̂'(w_edge ± s), d ≥ 0, beyond the representable range (if not clipping)."""
+    def tail_integral(self, d: Array, quantizer: UniformQuantizer) -> Array | None:
+        """T(d) = ∫_0^d ds / Q̂'(w_edge ± s), d ≥ 0, beyond the representable range (non-clipping only)."""
         return None
 
-    def _tail_integral_inverse(self, v: Array, quantizer: UniformQuantizer) -> Array | None:
+    def tail_integral_inverse(self, v: Array, quantizer: UniformQuantizer) -> Array | None:
+        """T⁻¹(v), v ≥ 0: the d with T(d) = v (M⁻¹ beyond the representable range)."""
+        return None
+
+    def binary_integral(self, x: Array, quantizer: UniformQuantizer) -> Array | None:
+        """K(x) = ∫_0^x ds / Q̂'(b + s) for the single boundary point b of a 2-level quantizer.
+
+        Used where :meth:`bin_integral` has no closed form (a non-cyclical binary estimator).
+        """
+        return None
+
+    def lipschitz_constants(self, quantizer: UniformQuantizer) -> tuple[float, float, float] | None:
+        """(L₋, L₊, L′) of Assumptions 5.1.1-5.1.2 over the representable range, in closed form."""
         return None
 
 
@@ -110,13 +165,16 @@ class STE(Estimator):
         w = jnp.asarray(w)
         return jnp.ones_like(w, dtype=w.dtype if jnp.issubdtype(w.dtype, jnp.floating) else jnp.float32)
 
-    def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
+    def weight_map_is_identity(self, quantizer: UniformQuantizer) -> bool:
+        return True
+
+    def bin_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
         return x + quantizer.delta / 2
 
-    def _tail_integral(self, d: Array, quantizer: UniformQuantizer) -> Array:
+    def tail_integral(self, d: Array, quantizer: UniformQuantizer) -> Array:
         return d
 
-    def _tail_integral_inverse(self, v: Array, quantizer: UniformQuantizer) -> Array:
+    def tail_integral_inverse(self, v: Array, quantizer: UniformQuantizer) -> Array:
         return v
 
 
@@ -149,7 +207,13 @@ class PWL(Estimator):
         dtype = w.dtype if jnp.issubdtype(w.dtype, jnp.floating) else jnp.float32
         return ((w >= lo) & (w <= hi)).astype(dtype)
 
-    def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
+    def weight_map_is_identity(self, quantizer: UniformQuantizer) -> bool:
+        """Q̂' = 1 on the whole representable range (and M continues with slope 1 beyond it)."""
+        lo, hi = quantizer.representable_range
+        p_lo, p_hi = self.bounds(quantizer)
+        return p_lo <= lo and p_hi >= hi
+
+    def bin_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
         return x + quantizer.delta / 2
 
 
@@ -174,15 +238,15 @@ class MAD(Estimator):
         d = jnp.maximum(jnp.maximum(w - hi, lo - w), 0.0)
         return r / (r + d)
 
-    def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
+    def bin_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
         return x + quantizer.delta / 2
 
-    def _tail_integral(self, d: Array, quantizer: UniformQuantizer) -> Array:
+    def tail_integral(self, d: Array, quantizer: UniformQuantizer) -> Array:
         lo, hi = quantizer.representable_range
         r = (hi - lo) / 2
         return d + d * d / (2 * r)
 
-    def _tail_integral_inverse(self, v: Array, quantizer: UniformQuantizer) -> Array:
+    def tail_integral_inverse(self, v: Array, quantizer: UniformQuantizer) -> Array:
         lo, hi = quantizer.representable_range
         r = (hi - lo) / 2
         # Solve d + d²/(2r) = v for d ≥ 0, written to avoid cancellation for small v.
@@ -242,7 +306,7 @@ class _TanhBin(Estimator):
         value = a * k / jnp.cosh(k * self.distance_to_centre(w, quantizer)) ** 2
         return jnp.where(_inside(w, quantizer), value, 0.0)
 
-    def _local_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
+    def bin_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
         # J(x) = ∫_{−Δ/2}^{x} cosh²(k·u(s)) ds / (A k), with ∫cosh²(ku) du = u/2 + sinh(2ku)/(4k).
         k = self.sharpness_in_weight_units(quantizer)
         a = self.amplitude(quantizer)
@@ -257,6 +321,22 @@ class _TanhBin(Estimator):
             return (u / 2 + jnp.sinh(2 * k * u) / (4 * k)) / (a * k)
 
         return jnp.where(x <= 0, G(x + half), 2 * G(jnp.asarray(half, x.dtype)) - G(half - x))
+
+    def lipschitz_constants(self, quantizer: UniformQuantizer) -> tuple[float, float, float]:
+        """Appendix H's closed form for A·k/cosh²(kx) on [−Δ/2, Δ/2] (either centre: a shift moves none).
+
+        L₊ = A·k at the tanh's centre, L₋ = A·k/cosh²(kΔ/2) half a bin from it, and
+        L′ = 2A·k²·tanh(kx*)/cosh²(kx*) with x* = min(Δ/2, artanh(1/√3)/k) = min(Δ/2, ln(2 + √3)/(2k)),
+        where |Q̂''| peaks.
+        """
+        k = self.sharpness_in_weight_units(quantizer)
+        a = self.amplitude(quantizer)
+        half = quantizer.delta / 2
+        l_plus = a * k
+        l_minus = a * k / math.cosh(k * half) ** 2
+        x_star = min(half, math.log(2 + math.sqrt(3)) / (2 * k))  # where |Q̂''| peaks (within the bin)
+        l_prime = a * 2 * k * k * math.tanh(k * x_star) / math.cosh(k * x_star) ** 2
+        return (l_minus, l_plus, l_prime)
 
 
 Scale = Literal["weight", "bin", "range"]
@@ -390,6 +470,9 @@ class EDE(Estimator):
         """∫_0^x ds / Q̂'(b + s) in closed form."""
         return (x / 2 + jnp.sinh(2 * self.t * x) / (4 * self.t)) / (self.gain * self.t)
 
+    def binary_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
+        return self.boundary_integral(x)
+
 
 # ------------------------------------------------------------------------------------------ Custom
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -428,6 +511,9 @@ class Custom(Estimator):
     def is_strictly_positive(self) -> bool:
         return self.clips_outside is False
 
+    def clips_beyond_range(self, quantizer: UniformQuantizer) -> bool | None:
+        return None if self.clips_outside is None else bool(self.clips_outside)
+
     def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
         w = jnp.asarray(w)
         return jnp.broadcast_to(jnp.asarray(self.derivative_fn(w), dtype=w.dtype if jnp.issubdtype(w.dtype, jnp.floating) else jnp.float32), w.shape)
@@ -437,6 +523,31 @@ class Custom(Estimator):
 _REGISTRY: dict[str, type[Estimator]] = {
     cls.name: cls for cls in (STE, PWL, MAD, HTGE, DSQ, EDE, Custom)
 }
+
+_E = TypeVar("_E", bound=type[Estimator])
+
+
+def register(cls: _E) -> _E:
+    """Make :func:`get` build ``cls`` by its ``name`` (usable as a class decorator); returns ``cls``.
+
+    Registering the same class again is a no-op; another class under a taken name is a ValueError.
+
+    >>> @register
+    ... @dataclasses.dataclass(frozen=True)
+    ... class Double(Estimator):
+    ...     name: ClassVar[str] = "double_ste_example"
+    ...     def derivative(self, w, quantizer):
+    ...         return 2.0 * jnp.ones_like(jnp.asarray(w, jnp.float32))
+    >>> get("double_ste_example")
+    Double()
+    """
+    if not (isinstance(cls, type) and issubclass(cls, Estimator)):
+        raise ValueError(f"register needs an Estimator subclass, got {cls!r}")
+    key = str(cls.name).lower()
+    if _REGISTRY.get(key, cls) is not cls:
+        raise ValueError(f"estimator name {key!r} is taken by {_REGISTRY[key].__name__}")
+    _REGISTRY[key] = cls
+    return cls
 
 
 def names() -> list[str]:
@@ -450,26 +561,3 @@ def get(name: str, **kwargs: object) -> Estimator:
     if key not in _REGISTRY:
         raise ValueError(f"unknown estimator {name!r}; choose one of {names()}")
     return _REGISTRY[key](**kwargs)  # type: ignore[arg-type]
-
-
-def mirror_partner(estimator: Estimator, quantizer: UniformQuantizer) -> Estimator:
-    """The estimator STE-net uses to mirror Q̂-net (Section 5.1, Appendix G).
-
-    The STE when Q̂' > 0 everywhere; otherwise (Q̂' = 0 beyond the representable range)
-    PWL on [M(w_min), M(w_max)], which freezes STE-net's weights exactly where Q̂-net's are frozen.
-
-    >>> from qatlib.quantizers import UniformQuantizer
-    >>> q = UniformQuantizer.from_bits(2, 1.0)
-    >>> mirror_partner(MAD(), q)
-    STE()
-    >>> p = mirror_partner(HTGE(5.5, scale="range"), q)
-    >>> round(p.lower, 6), round(p.upper, 6)
-    (-1.0, 1.0)
-    """
-    from qatlib import mirror  # local import: mirror depends on this module
-
-    if estimator.is_strictly_positive:
-        return STE()
-    lo, hi = quantizer.representable_range
-    edges = mirror.weight_map(jnp.array([lo, hi], dtype=jnp.float32), quantizer, estimator)
-    return PWL(float(edges[0]), float(edges[1]))

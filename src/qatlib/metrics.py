@@ -14,7 +14,8 @@
 
 Trees: ``params_a``, ``params_b`` are Flax params trees; ``quantizers`` is the parallel tree of
 per-leaf quantizers (``None`` = not quantized, skipped), as built by
-:func:`qatlib.models.quantizer_tree`.
+:func:`qatlib.models.quantizer_tree`, walked with :func:`qatlib.quantizers.quantized_leaves`
+(also importable from here as ``metrics.quantized_leaves``).
 
 >>> import jax.numpy as jnp
 >>> from qatlib.quantizers import UniformQuantizer
@@ -29,14 +30,14 @@ per-leaf quantizers (``None`` = not quantized, skipped), as built by
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterator
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-import qatlib
+from qatlib.mirror import weight_map
+from qatlib.quantizers import is_quantizer_or_none, quantized_leaves
 
 __all__ = [
     "quantized_leaves",
@@ -58,29 +59,10 @@ __all__ = [
 PyTree = Any
 
 
-def _is_quantizer(x: Any) -> bool:
-    return isinstance(x, qatlib.UniformQuantizer)
-
-
-def quantized_leaves(tree: PyTree, quantizers: PyTree) -> Iterator[tuple[str, jax.Array, Any]]:
-    """``(path, leaf, quantizer)`` for every leaf of ``tree`` that has a quantizer, in tree order."""
-    flat_q = jax.tree_util.tree_flatten_with_path(quantizers, is_leaf=lambda x: x is None or _is_quantizer(x))[0]
-    flat_t = dict(
-        (jax.tree_util.keystr(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
-    )
-    for path, quantizer in flat_q:
-        if quantizer is None:
-            continue
-        key = jax.tree_util.keystr(path)
-        if key not in flat_t:
-            raise ValueError(f"the quantizer tree has {key} but the params tree does not")
-        yield key.strip("[]'").replace("']['", "/"), flat_t[key], quantizer
-
-
 @functools.partial(jax.jit, static_argnums=(1, 2))
 def weight_map_jit(w: jax.Array, quantizer: Any, estimator: Any) -> jax.Array:
     """``qatlib.weight_map`` (M, Eq. 4) of one array, compiled once per (quantizer, estimator)."""
-    return qatlib.weight_map(w, quantizer, estimator)
+    return weight_map(w, quantizer, estimator)
 
 
 def normalized_alignment_errors(
@@ -126,7 +108,7 @@ def select_layers(quantizers: PyTree, keep: Any) -> PyTree:
         name = jax.tree_util.keystr(path).strip("[]'").replace("']['", "/")
         return quantizer if quantizer is not None and keep(name) else None
 
-    return jax.tree_util.tree_map_with_path(visit, quantizers, is_leaf=lambda x: x is None or _is_quantizer(x))
+    return jax.tree_util.tree_map_with_path(visit, quantizers, is_leaf=is_quantizer_or_none)
 
 
 def summed_alignment_error(params_a: PyTree, params_b: PyTree, quantizers: PyTree, estimator: Any = None) -> float:

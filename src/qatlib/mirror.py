@@ -13,15 +13,18 @@ Choices this module makes where the paper leaves room (Appendix G):
 * Beyond the representable range, an estimator that keeps Q̂' > 0 (STE, MAD, EDE) is integrated
   as Eq. 4 says. A clipping estimator (PWL, HTGE, DSQ: Q̂' = 0 there, so M is undefined) gets M
   continued with slope 1 from M(w_min) / M(w_max): Q̂-net's weights are frozen there, and so are
-  STE-net's under the Appendix G partner PWL_{M(w_min), M(w_max)} (see
-  :func:`qatlib.estimators.mirror_partner`). M stays a monotone bijection and Q(M(w)) = Q(w).
+  STE-net's under the Appendix G partner PWL_{M(w_min), M(w_max)} (see :func:`mirror_partner`).
+  M stays a monotone bijection and Q(M(w)) = Q(w).
 * Q̂' ≤ 0 anywhere inside the representable range makes α and M undefined: a ValueError, never NaN.
 
-Closed forms are used where the estimator has them (STE, PWL, MAD, HTGE, DSQ, EDE). Otherwise
-∫ ds/Q̂' over a bin is tabulated once by composite Gauss–Legendre quadrature, refined until the
-8- and 16-point rules agree to a relative 1e-10 (evaluated in float64), and interpolated by cubic
-Hermite polynomials with the exact slope 1/Q̂' (relative error ≲ 1e-7 for smooth Q̂'). M⁻¹ has a
-closed form for STE, PWL and MAD and is found by bisection (to float resolution) otherwise.
+Closed forms are used where the estimator supplies them through the hooks of
+:class:`qatlib.estimators.Estimator` (``bin_integral`` J, ``tail_integral`` T and its inverse,
+``binary_integral`` K, ``weight_map_is_identity``); this module never asks which estimator it holds.
+Otherwise ∫ ds/Q̂' over a bin is tabulated once by composite Gauss–Legendre quadrature, refined
+until the 8- and 16-point rules agree to a relative 1e-10 (evaluated in float64), and interpolated
+by cubic Hermite polynomials with the exact slope 1/Q̂' (relative error ≲ 1e-7 for smooth Q̂').
+M⁻¹ uses the closed-form T⁻¹ beyond the range where there is one, and bisection (to float
+resolution) otherwise.
 
 >>> from qatlib.quantizers import UniformQuantizer
 >>> from qatlib import estimators
@@ -46,10 +49,18 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from qatlib.estimators import EDE, PWL, STE, Estimator
-from qatlib.quantizers import UniformQuantizer
+from qatlib.estimators import PWL, STE, Estimator
+from qatlib.quantizers import UniformQuantizer, map_quantized
 
-__all__ = ["alpha", "weight_map", "inverse_weight_map", "weight_map_derivative", "clips", "QUADRATURE_RTOL"]
+__all__ = [
+    "alpha",
+    "weight_map",
+    "inverse_weight_map",
+    "weight_map_derivative",
+    "mirror_partner",
+    "clips",
+    "QUADRATURE_RTOL",
+]
 
 QUADRATURE_RTOL = 1e-10
 _GRID = 4097  # points per bin for positivity / cyclicity checks
@@ -100,10 +111,16 @@ def _hermite(x: Array, grid: np.ndarray, values: np.ndarray, slopes: np.ndarray)
     n = len(grid) - 1
     t_all = (x - grid[0]) / h
     i = jnp.clip(jnp.floor(t_all), 0, n - 1).astype(jnp.int32)
-    t = t_all - i
     dtype = x.dtype
-    v0, v1 = jnp.asarray(values, dtype)[i], jnp.asarray(values, dtype)[i + 1]
-    s0, s1 = jnp.asarray(slopes, dtype)[i] * h, jnp.asarray(slopes, dtype)[i + 1] * h
+    # One gather of the whole cell (its index i, both values, both slopes): under jit XLA copies the
+    # index computation into every gather it fuses, and copies rounded differently (contraction)
+    # can disagree at an integer t_all, taking v0 from cell i but t from cell i ± 1, i.e. M off by
+    # a whole table cell. With one gather, t is measured from the cell the values came from.
+    cells = np.stack([np.arange(n, dtype=np.float64), values[:-1], values[1:], slopes[:-1], slopes[1:]], axis=1)
+    cell = jnp.asarray(cells, dtype)[i]
+    t = t_all - cell[..., 0]
+    v0, v1 = cell[..., 1], cell[..., 2]
+    s0, s1 = cell[..., 3] * h, cell[..., 4] * h
     t2, t3 = t * t, t * t * t
     return (2 * t3 - 3 * t2 + 1) * v0 + (t3 - 2 * t2 + t) * s0 + (-2 * t3 + 3 * t2) * v1 + (t3 - t2) * s1
 
@@ -139,7 +156,7 @@ def _checked(quantizer: UniformQuantizer, estimator: Estimator) -> None:
         )
     if quantizer.num_finite_bins > 0 and not estimator.is_cyclical:
         raise ValueError(f"{estimator!r} is not cyclical; α (Eq. 4) is defined for cyclical estimators")
-    if quantizer.num_finite_bins > 1 and _needs_quadrature(estimator):
+    if quantizer.num_finite_bins > 1 and _hook(estimator, "bin_integral", quantizer) is None:
         x = np.linspace(-quantizer.delta / 2, quantizer.delta / 2, 257)
         centres = quantizer.levels()[1:-1]
         pattern = _eval64(lambda w: estimator.derivative(w, quantizer), centres[:, None] + x[None, :])
@@ -147,21 +164,24 @@ def _checked(quantizer: UniformQuantizer, estimator: Estimator) -> None:
             raise ValueError(f"{estimator!r} declares cyclical=True but Q̂' differs between finite bins")
 
 
-def _overrides(estimator: Estimator, hook: str) -> bool:
-    """Whether the estimator's class supplies its own closed-form hook (see qatlib.estimators)."""
-    return getattr(type(estimator), hook) is not getattr(Estimator, hook)
+@functools.lru_cache(maxsize=2048)
+def _has_closed_form(estimator: Estimator, hook: str, quantizer: UniformQuantizer) -> bool:
+    with jax.ensure_compile_time_eval():  # a concrete probe, even while the caller is traced
+        return getattr(estimator, hook)(jnp.zeros((), jnp.float32), quantizer) is not None
 
 
-def _needs_quadrature(estimator: Estimator) -> bool:
-    return not _overrides(estimator, "_local_integral") and not isinstance(estimator, EDE)
+def _hook(estimator: Estimator, hook: str, quantizer: UniformQuantizer) -> Callable[[Array], Array] | None:
+    """The estimator's closed-form hook as x ↦ hook(x, quantizer), or None where it has none."""
+    if not _has_closed_form(estimator, hook, quantizer):
+        return None
+    method = getattr(estimator, hook)
+    return lambda x: method(x, quantizer)
 
 
 @functools.lru_cache(maxsize=512)
 def clips(estimator: Estimator, quantizer: UniformQuantizer) -> bool:
-    """Whether Q̂' = 0 beyond the representable range (declared, or detected for Custom)."""
-    declared = getattr(estimator, "clips_outside", "n/a")
-    if declared == "n/a":
-        return bool(estimator.clips)
+    """Whether Q̂' = 0 beyond the representable range (declared by the estimator, or detected)."""
+    declared = estimator.clips_beyond_range(quantizer)
     if declared is not None:
         return bool(declared)
     lo, hi = quantizer.representable_range
@@ -190,14 +210,24 @@ def _local_table(quantizer: UniformQuantizer, estimator: Estimator) -> tuple[np.
     return grid, values, reciprocal(grid)
 
 
+def _closed_form(
+    estimator: Estimator, hook: str, quantizer: UniformQuantizer, method: Method, what: str
+) -> Callable[[Array], Array] | None:
+    """The estimator's closed-form hook for ``method`` ("auto" or "closed_form"), else None (numerics);
+    a ValueError naming ``what`` when ``method="closed_form"`` and the estimator has none."""
+    if method == "quadrature":
+        return None
+    fn = _hook(estimator, hook, quantizer)
+    if fn is None and method == "closed_form":
+        raise ValueError(f"{estimator!r} has no closed form for {what}")
+    return fn
+
+
 def _bin_integral(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> float:
-    half = quantizer.delta / 2
-    if method != "quadrature":
-        if not _needs_quadrature(estimator):
-            with jax.ensure_compile_time_eval(), jax.enable_x64(True):
-                return float(estimator._local_integral(jnp.asarray(half, jnp.float64), quantizer))
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for ∫ ds/Q̂'")
+    J = _closed_form(estimator, "bin_integral", quantizer, method, "∫ ds/Q̂'")
+    if J is not None:
+        with jax.ensure_compile_time_eval(), jax.enable_x64(True):
+            return float(J(jnp.asarray(quantizer.delta / 2, jnp.float64)))
     return float(_local_table(quantizer, estimator)[1][-1])
 
 
@@ -232,11 +262,9 @@ def _check_method(method: Method) -> None:
 
 # ------------------------------------------------------------------------------------------- M
 def _local_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Callable[[Array], Array]:
-    if method != "quadrature":
-        if _overrides(estimator, "_local_integral"):
-            return lambda x: estimator._local_integral(x, quantizer)
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for M")
+    J = _closed_form(estimator, "bin_integral", quantizer, method, "M")
+    if J is not None:
+        return J
     grid, values, slopes = _local_table(quantizer, estimator)
     return lambda x: _hermite(x, grid, values, slopes)
 
@@ -245,11 +273,9 @@ def _tail_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method, 
     """T(d) = ∫_0^d ds/Q̂'(edge + side·s) beyond the range (slope 1 for clipping estimators)."""
     if clips(estimator, quantizer):
         return lambda d: d
-    if method != "quadrature":
-        if _overrides(estimator, "_tail_integral"):
-            return lambda d: estimator._tail_integral(d, quantizer)
-        if method == "closed_form":
-            raise ValueError(f"{estimator!r} has no closed form for M beyond the representable range")
+    T = _closed_form(estimator, "tail_integral", quantizer, method, "M beyond the representable range")
+    if T is not None:
+        return T
     lo, hi = quantizer.representable_range
     edge = hi if side > 0 else lo
     return lambda d: _integrate_from(lambda s: 1.0 / estimator.derivative(edge + side * s, quantizer), d)
@@ -275,10 +301,9 @@ def _integrate_from(integrand: Callable[[Array], Array], d: Array, panels: int =
 def _binary_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Callable[[Array], Array]:
     """K(x) = ∫_0^x ds/Q̂'(b + s) for the single boundary point b of a 2-level quantizer."""
     b = float(quantizer.boundary_points()[0])
-    if isinstance(estimator, EDE) and method != "quadrature":
-        return estimator.boundary_integral
-    if method == "closed_form" and not isinstance(estimator, (STE, PWL)):
-        raise ValueError(f"{estimator!r} has no closed form for M on a binary quantizer")
+    K = _closed_form(estimator, "binary_integral", quantizer, method, "M on a binary quantizer")
+    if K is not None:
+        return K
 
     def integral(x: Array) -> Array:
         sign = jnp.where(x >= 0, 1.0, -1.0).astype(x.dtype)
@@ -290,14 +315,12 @@ def _binary_integral_fn(quantizer: UniformQuantizer, estimator: Estimator, metho
 def _weight_map_array(w: Array, quantizer: UniformQuantizer, estimator: Estimator, method: Method) -> Array:
     if not jnp.issubdtype(w.dtype, jnp.floating):
         w = w.astype(jnp.float32)
-    a = alpha(quantizer, estimator, method=method)
+    a = alpha(quantizer, estimator, method=method)  # also checks Q̂' > 0 on the range (raises)
     lo, hi = quantizer.representable_range
-    if isinstance(estimator, (STE,)) or (isinstance(estimator, PWL) and _pwl_covers(estimator, quantizer)):
+    if estimator.weight_map_is_identity(quantizer):
         return w
-    if isinstance(estimator, PWL):
-        _checked(quantizer, estimator)  # raises: zero inside the range
 
-    if quantizer.num_finite_bins == 0 and not _has_local_closed_form(estimator, method):
+    if quantizer.num_finite_bins == 0 and not _has_local_closed_form(estimator, quantizer, method):
         b = float(quantizer.boundary_points()[0])
         inside = b + a * _binary_integral_fn(quantizer, estimator, method)(jnp.clip(w, lo, hi) - b)
         m_lo = b + a * _binary_integral_fn(quantizer, estimator, method)(jnp.asarray(lo - b, w.dtype))
@@ -331,29 +354,8 @@ def _weight_map_array(w: Array, quantizer: UniformQuantizer, estimator: Estimato
     return out.astype(w.dtype)
 
 
-def _has_local_closed_form(estimator: Estimator, method: Method) -> bool:
-    return method != "quadrature" and not _needs_quadrature(estimator) and not isinstance(estimator, EDE)
-
-
-def _pwl_covers(estimator: PWL, quantizer: UniformQuantizer) -> bool:
-    lo, hi = quantizer.representable_range
-    p_lo, p_hi = estimator.bounds(quantizer)
-    return p_lo <= lo and p_hi >= hi
-
-
-def _is_quantizer(x: Any) -> bool:
-    return isinstance(x, UniformQuantizer)
-
-
-def _tree_apply(fn: Callable[[Array, UniformQuantizer], Array], tree: Any, quantizers: Any) -> Any:
-    if _is_quantizer(quantizers):
-        return jax.tree.map(lambda leaf: fn(jnp.asarray(leaf), quantizers), tree)
-    return jax.tree.map(
-        lambda q, subtree: subtree if q is None else jax.tree.map(lambda leaf: fn(jnp.asarray(leaf), q), subtree),
-        quantizers,
-        tree,
-        is_leaf=lambda x: x is None or _is_quantizer(x),
-    )
+def _has_local_closed_form(estimator: Estimator, quantizer: UniformQuantizer, method: Method) -> bool:
+    return method != "quadrature" and _hook(estimator, "bin_integral", quantizer) is not None
 
 
 def _check_finite(result: Any, what: str) -> Any:
@@ -379,7 +381,7 @@ def weight_map(w: Any, quantizer: Any, estimator: Estimator, *, method: Method =
     ([0.10000000149011612, -0.5], [3.0])
     """
     _check_method(method)
-    result = _tree_apply(lambda leaf, q: _weight_map_array(leaf, q, estimator, method), w, quantizer)
+    result = map_quantized(lambda q, leaf: _weight_map_array(jnp.asarray(leaf), q, estimator, method), quantizer, w)
     return _check_finite(result, "M(w)")
 
 
@@ -395,7 +397,7 @@ def _inverse_array(v: Array, quantizer: UniformQuantizer, estimator: Estimator, 
         v = v.astype(jnp.float32)
     a = alpha(quantizer, estimator, method=method)
     lo, hi = quantizer.representable_range
-    if isinstance(estimator, STE) or (isinstance(estimator, PWL) and _pwl_covers(estimator, quantizer)):
+    if estimator.weight_map_is_identity(quantizer):
         return v
     forward = functools.partial(_weight_map_array, quantizer=quantizer, estimator=estimator, method=method)
     edges = forward(jnp.asarray([lo, hi], v.dtype))
@@ -404,8 +406,9 @@ def _inverse_array(v: Array, quantizer: UniformQuantizer, estimator: Estimator, 
     def tail_inverse(excess: Array, side: int) -> Array:
         if clips(estimator, quantizer):
             return excess
-        if method != "quadrature" and _overrides(estimator, "_tail_integral_inverse"):
-            return estimator._tail_integral_inverse(excess / a, quantizer)
+        T_inverse = _hook(estimator, "tail_integral_inverse", quantizer) if method != "quadrature" else None
+        if T_inverse is not None:
+            return T_inverse(excess / a)
         # Bracket by doubling, then bisect: T is increasing with T(0) = 0.
         tail = _tail_fn(quantizer, estimator, method, side)
         target = excess / a
@@ -427,9 +430,9 @@ def _inverse_array(v: Array, quantizer: UniformQuantizer, estimator: Estimator, 
 def _bisect(fn: Callable[[Array], Array], left: Array, right: Array, iterations: int = 64) -> Array:
     """Root of an increasing fn on [left, right], elementwise, to float resolution.
 
-    Concrete inputs are bisected eagerly, step by step: inside ``lax.fori_loop`` XLA:CPU was seen
-    to return a different (wrong) root for the tabulated-quadrature path, so the loop is kept for
-    traced inputs only.
+    Concrete inputs are bisected eagerly, step by step; traced inputs (under ``jax.jit``) in a
+    ``lax.fori_loop``. (A wrong root once seen in the loop on the tabulated-quadrature path came
+    from :func:`_hermite`'s cell index, now gathered once; the tests run M⁻¹ with and without jit.)
     """
 
     def step(bounds: tuple[Array, Array]) -> tuple[Array, Array]:
@@ -460,5 +463,29 @@ def inverse_weight_map(v: Any, quantizer: Any, estimator: Estimator, *, method: 
     True
     """
     _check_method(method)
-    result = _tree_apply(lambda leaf, q: _inverse_array(leaf, q, estimator, method), v, quantizer)
+    result = map_quantized(lambda q, leaf: _inverse_array(jnp.asarray(leaf), q, estimator, method), quantizer, v)
     return _check_finite(result, "M⁻¹(v)")
+
+
+# ------------------------------------------------------------------------------ the STE-net partner
+def mirror_partner(estimator: Estimator, quantizer: UniformQuantizer) -> Estimator:
+    """The estimator STE-net uses to mirror Q̂-net (Section 5.1, Appendix G).
+
+    The STE when Q̂' > 0 everywhere; otherwise (Q̂' = 0 beyond the representable range)
+    PWL on [M(w_min), M(w_max)], which freezes STE-net's weights exactly where Q̂-net's are frozen
+    (M continues with slope 1 beyond the range; see the module notes).
+
+    >>> from qatlib.quantizers import UniformQuantizer
+    >>> from qatlib import estimators
+    >>> q = UniformQuantizer.from_bits(2, 1.0)
+    >>> mirror_partner(estimators.MAD(), q)
+    STE()
+    >>> p = mirror_partner(estimators.HTGE(5.5, scale="range"), q)
+    >>> round(p.lower, 6), round(p.upper, 6)
+    (-1.0, 1.0)
+    """
+    if estimator.is_strictly_positive:
+        return STE()
+    lo, hi = quantizer.representable_range
+    edges = weight_map(jnp.array([lo, hi], dtype=jnp.float32), quantizer, estimator)
+    return PWL(float(edges[0]), float(edges[1]))

@@ -27,7 +27,7 @@ import jax.numpy as jnp
 from jax import Array
 
 from qatlib.estimators import Estimator
-from qatlib.quantizers import UniformQuantizer
+from qatlib.quantizers import UniformQuantizer, map_quantized
 
 __all__ = ["quantize", "quantize_tree"]
 
@@ -59,11 +59,4 @@ def quantize_tree(params: Any, quantizers: Any, estimator: Estimator) -> Any:
     >>> [float(v) for v in out["k"]], [float(v) for v in out["b"]]
     ([1.0, -1.0], [0.699999988079071])
     """
-    if isinstance(quantizers, UniformQuantizer):
-        return jax.tree.map(lambda leaf: quantize(jnp.asarray(leaf), quantizers, estimator), params)
-    return jax.tree.map(
-        lambda q, sub: sub if q is None else jax.tree.map(lambda leaf: quantize(jnp.asarray(leaf), q, estimator), sub),
-        quantizers,
-        params,
-        is_leaf=lambda x: x is None or isinstance(x, UniformQuantizer),
-    )
+    return map_quantized(lambda q, leaf: quantize(jnp.asarray(leaf), q, estimator), quantizers, params)

@@ -1,7 +1,10 @@
 """Weight quantizers: the uniform quantizer of Eq. 1 and the binary (sign) quantizer.
 
 Both are frozen, hashable dataclasses: they can be closed over under ``jax.jit`` and used as the
-leaves of a tree parallel to a Flax params tree (one quantizer per layer).
+leaves of a tree parallel to a Flax params tree (one quantizer per layer, ``None`` for a leaf or
+subtree that is not quantized, a bias say). The walk over such a pair of trees has one home here:
+:func:`is_quantizer_or_none` (the ``is_leaf`` predicate), :func:`map_quantized` and
+:func:`quantized_leaves`.
 
 >>> q = UniformQuantizer.from_bits(bits=2, w_max=1.5)
 >>> q.levels()
@@ -18,13 +21,16 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterator
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-__all__ = ["UniformQuantizer", "BinaryQuantizer"]
+__all__ = ["UniformQuantizer", "BinaryQuantizer", "is_quantizer_or_none", "map_quantized", "quantized_leaves"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -169,3 +175,68 @@ class BinaryQuantizer(UniformQuantizer):
 
     def __repr__(self) -> str:
         return f"BinaryQuantizer(scale={self.scale})"
+
+
+# -------------------------------------------------------------------- trees of per-layer quantizers
+def is_quantizer_or_none(x: Any) -> bool:
+    """The ``is_leaf`` predicate of a quantizer tree: a quantizer, or ``None`` (not quantized).
+
+    >>> import jax
+    >>> jax.tree.leaves({"kernel": UniformQuantizer.from_bits(2, 1.0), "bias": None}, is_leaf=is_quantizer_or_none)
+    [None, UniformQuantizer(delta=0.6666666666666666, lower=0, upper=3, offset=-1.0)]
+    """
+    return x is None or isinstance(x, UniformQuantizer)
+
+
+def map_quantized(fn: Callable[..., Any], quantizers: Any, *trees: Any) -> Any:
+    """``fn(quantizer, *leaves)`` on every quantized leaf of ``trees``; other leaves stay as they are.
+
+    ``quantizers`` is one quantizer (for every leaf) or a tree whose structure is a prefix of each
+    tree's, holding a quantizer or ``None`` at each of its leaves; under ``None`` the first tree's
+    subtree is returned unchanged. The result has the first tree's structure. Pure and jit-safe
+    (the quantizers are static: frozen, hashable).
+
+    >>> q = UniformQuantizer.from_bits(1, 1.0)
+    >>> params = {"kernel": jnp.array([0.2, -0.3]), "bias": jnp.array([0.7])}
+    >>> out = map_quantized(lambda q, w: q(w), {"kernel": q, "bias": None}, params)
+    >>> [float(v) for v in out["kernel"]], [float(v) for v in out["bias"]]
+    ([1.0, -1.0], [0.699999988079071])
+    >>> diff = map_quantized(lambda q, a, b: a - b, q, params, params)   # several trees, one quantizer
+    >>> [float(v) for v in diff["kernel"]]
+    [0.0, 0.0]
+    """
+    if not trees:
+        raise ValueError("map_quantized needs at least one tree to map over")
+    if isinstance(quantizers, UniformQuantizer):
+        return jax.tree.map(lambda *leaves: fn(quantizers, *leaves), *trees)
+    return jax.tree.map(
+        lambda q, first, *rest: first if q is None else jax.tree.map(lambda *leaves: fn(q, *leaves), first, *rest),
+        quantizers,
+        *trees,
+        is_leaf=is_quantizer_or_none,
+    )
+
+
+def quantized_leaves(tree: Any, quantizers: Any) -> Iterator[tuple[str, Array, Any]]:
+    """``(path, leaf, quantizer)`` for every leaf of ``tree`` that has a quantizer, in tree order.
+
+    ``path`` joins the keys with "/" (``"conv_0/kernel"``); ``quantizers`` is a tree of quantizers
+    and ``None`` as for :func:`map_quantized` (its leaves name single leaves of ``tree``). A
+    quantizer without a matching leaf is a ValueError.
+
+    >>> q = UniformQuantizer.from_bits(2, 1.0)
+    >>> params = {"conv": {"kernel": jnp.zeros(3), "bias": jnp.zeros(1)}}
+    >>> [(path, leaf.shape) for path, leaf, _ in quantized_leaves(params, {"conv": {"kernel": q, "bias": None}})]
+    [('conv/kernel', (3,))]
+    """
+    flat_q = jax.tree_util.tree_flatten_with_path(quantizers, is_leaf=is_quantizer_or_none)[0]
+    flat_t = dict(
+        (jax.tree_util.keystr(path), leaf) for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]
+    )
+    for path, quantizer in flat_q:
+        if quantizer is None:
+            continue
+        key = jax.tree_util.keystr(path)
+        if key not in flat_t:
+            raise ValueError(f"the quantizer tree has {key} but the params tree does not")
+        yield key.strip("[]'").replace("']['", "/"), flat_t[key], quantizer

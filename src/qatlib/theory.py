@@ -38,7 +38,8 @@ import numpy as np
 from jax import Array
 from jax.typing import ArrayLike
 
-from qatlib.estimators import Estimator, _TanhBin
+from qatlib.estimators import Estimator
+from qatlib.mirror import alpha
 from qatlib.quantizers import UniformQuantizer
 
 __all__ = [
@@ -76,18 +77,6 @@ class BoundTerms(NamedTuple):
         return self.gradient_error + self.convexity_error + self.optimizer_error
 
 
-def _tanh_constants(quantizer: UniformQuantizer, estimator: _TanhBin) -> LipschitzConstants:
-    """Closed form of Appendix H for A·k/cosh²(kx) on [−Δ/2, Δ/2]."""
-    k = estimator.sharpness_in_weight_units(quantizer)
-    a = estimator.amplitude(quantizer)
-    half = quantizer.delta / 2
-    l_plus = a * k
-    l_minus = a * k / math.cosh(k * half) ** 2
-    x_star = min(half, math.log(2 + math.sqrt(3)) / (2 * k))  # where |Q̂''| peaks (within the bin)
-    l_prime = a * 2 * k * k * math.tanh(k * x_star) / math.cosh(k * x_star) ** 2
-    return LipschitzConstants(l_minus, l_plus, l_prime)
-
-
 @functools.lru_cache(maxsize=512)
 def _numerical_constants(quantizer: UniformQuantizer, estimator: Estimator) -> LipschitzConstants:
     lo, hi = quantizer.representable_range
@@ -114,15 +103,25 @@ def _numerical_constants(quantizer: UniformQuantizer, estimator: Estimator) -> L
 
 
 def lipschitz_constants(quantizer: UniformQuantizer, estimator: Estimator, *, method: str = "auto") -> LipschitzConstants:
-    """(L₋, L₊, L′) of Q̂' over the representable range (Appendix H).
+    """(L₋, L₊, L′) of Q̂' over the representable range (Assumptions 5.1.1-5.1.2, Appendix H).
 
-    ``method="auto"`` uses Appendix H's closed form for the tanh family (HTGE, DSQ) and a dense
-    float64 grid with ``jax.grad`` (plus a jump check) otherwise; ``"numerical"`` forces the grid.
+    ``method="auto"`` uses the estimator's closed form where its ``lipschitz_constants`` hook has
+    one (the tanh family HTGE, DSQ: Appendix H) and a dense float64 grid with ``jax.grad`` (plus a
+    jump check) otherwise; ``"numerical"`` forces the grid.
+
+    >>> from qatlib.estimators import HTGE, STE
+    >>> q = UniformQuantizer.from_bits(2, 1.0)
+    >>> lipschitz_constants(q, STE())
+    LipschitzConstants(L_minus=1.0, L_plus=1.0, L_prime=0.0)
+    >>> [round(c, 4) for c in lipschitz_constants(q, HTGE(2.0))]   # k/cosh²(kΔ/2), k, 2k²·(1/√3)·(2/3)
+    [1.3207, 2.0, 3.0792]
     """
     if method not in ("auto", "numerical"):
         raise ValueError(f"method must be 'auto' or 'numerical', got {method!r}")
-    if method == "auto" and isinstance(estimator, _TanhBin):
-        return _tanh_constants(quantizer, estimator)
+    if method == "auto":
+        closed_form = estimator.lipschitz_constants(quantizer)
+        if closed_form is not None:
+            return LipschitzConstants(*closed_form)
     return _numerical_constants(quantizer, estimator)
 
 
@@ -162,8 +161,6 @@ def sgd_bound_terms(
     ``grad_q_net`` / ``grad_ste_net`` are ∇f_Q̂^{(t)} and ∇f_STE^{(t)}: the loss gradients with
     respect to the *quantized* weights (before multiplying by Q̂'), ``w_q_net`` is w_Q̂^{(t)}.
     """
-    from qatlib.mirror import alpha
-
     _check_lr(lr)
     a = alpha(quantizer, estimator)
     consts = lipschitz_constants(quantizer, estimator)
@@ -196,8 +193,6 @@ def nonadaptive_bound_terms(
     step the same optimizer state would take on gradients *not* multiplied by Q̂'; ``step_ste_net``
     = w_STE^{(t+1)} − w_STE^{(t)} (learning rate αη).
     """
-    from qatlib.mirror import alpha
-
     a = alpha(quantizer, estimator)
     consts = lipschitz_constants(quantizer, estimator)
     step_q, raw_q, step_ste = (jnp.asarray(x) for x in (step_q_net, raw_step_q_net, step_ste_net))

@@ -1,0 +1,143 @@
+"""The paper's comparison experiments (Section 6.1, Tables 1-3): which nets train side by side, and how.
+
+Q-hat is the HTGE of Pei et al. (2023), read as a sharpness of 5.5 / w_max in weight units per
+layer (w_max = the half-length of the layer's representable range = its He-uniform bound), in the
+authors' bin-normalised shape (Q-hat rises by exactly Delta across each bin):
+``estimators.HTGE(5.5, scale="range", normalize=True)``. Every layer's Q-hat' then has the same
+shape in bin units, and alpha is the same for every layer. Its STE-net partner is
+``qatlib.mirror_partner(Q-hat, q)`` (Appendix G): Q-hat' vanishes beyond the representable
+range, so the partner is the clipped STE, PWL on [M(w_min), M(w_max)] = [w_min, w_max].
+
+Experiments (pairs of nets trained in lock step on identical batches, Table 3):
+
+==============  ==========================================  ================================
+experiment      net a  vs  net b                              E (Eq. 5, with E^(0) = 0)
+==============  ==========================================  ================================
+sgd/baseline    Q-hat-net (w0, eta) vs STE-net (M(w0), alpha*eta)   |M(w_a) - w_b|
+sgd/lr_tweak    Q-hat-net (eta) vs Q-hat-net (1.01 eta)              |w_a - w_b|
+sgd/unadjusted  Q-hat-net vs STE-net (w0, eta: no M, no alpha)       |w_a - w_b|
+adam/baseline   Q-hat-net vs STE-net (same w0, same eta)             |w_a - w_b|
+adam/lr_tweak   Q-hat-net (eta) vs Q-hat-net (1.01 eta)              |w_a - w_b|
+==============  ==========================================  ================================
+
+alpha * eta multiplies the learning rate of the quantized kernels only; biases (never quantized)
+train with eta in both nets. All nets share one initialisation w0 (He-uniform, ``init_seed``).
+
+>>> from qatlib import models
+>>> q = models.kernel_quantizer(2, 576)
+>>> round(qatlib.alpha(q, q_hat()), 4), ste_partner(q_hat(), {"k": q})
+(0.6095, PWL(lower=None, upper=None))
+"""
+
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import jax
+
+import qatlib
+from qatlib import estimators, metrics
+from qatlib.quantizers import map_quantized
+from qatlib.training import lockstep, optimizers
+from qatlib.training.recipe import LayerwisePartner, ste_partner
+
+__all__ = [
+    "EXPERIMENTS",
+    "LR_TWEAK",
+    "Pair",
+    "q_hat",
+    "LayerwisePartner",
+    "ste_partner",
+    "comparison",
+]
+
+PyTree = Any
+LR_TWEAK = optimizers.LR_TWEAK
+
+EXPERIMENTS: dict[str, tuple[str, ...]] = {
+    "sgd": ("baseline", "lr_tweak", "unadjusted"),
+    "adam": ("baseline", "lr_tweak"),
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Pair:
+    """Two nets of a comparison and whether E maps net a through M first (SGD baseline)."""
+
+    optimizer: str
+    experiment: str
+    net_a: str
+    net_b: str
+    mapped: bool
+
+
+def q_hat(
+    sharpness: float = 5.5,
+    centre: str = "threshold",
+    *,
+    name: str = "htge",
+    scale: str = "range",
+    normalize: bool = True,
+) -> estimators.Estimator:
+    """Q-hat of the experiments; by default the paper's: bin-normalised HTGE with k = sharpness / w_max
+    per layer, its tanh centred on the rounding thresholds (Appendix B; ``centre="level"`` gives the
+    Δ/2-shifted control). Any other registered estimator is taken by ``name`` with its defaults.
+
+    >>> q_hat()
+    HTGE(sharpness=5.5, scale='range', normalize=True, centre='threshold')
+    >>> q_hat(name="mad")
+    MAD()
+    """
+    if name.lower() == "htge":
+        return estimators.HTGE(sharpness, scale=scale, normalize=normalize, centre=centre)  # type: ignore[arg-type]
+    return estimators.get(name)
+
+
+def comparison(
+    optimizer: str,
+    model: Any,
+    params0: PyTree,
+    quantizers: PyTree,
+    estimator: estimators.Estimator,
+    learning_rate: float,
+    total_steps: int,
+    *,
+    lr_tweak: float = LR_TWEAK,
+    make_optimizer: Callable[..., Any] = optimizers.make_optimizer,
+) -> tuple[list[lockstep.Net], list[lockstep.TrainState], list[Pair]]:
+    """The nets, initial states and pairs of one optimizer's experiments (see the table above).
+
+    ``model`` is a Flax module with an ``estimator`` field (Q-hat-net); its STE-net is
+    ``model.clone(estimator=ste_partner(...))``.
+    """
+    if optimizer not in EXPERIMENTS:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(EXPERIMENTS)}")
+    q_model = model.clone(estimator=estimator)
+    ste_model = model.clone(estimator=ste_partner(estimator, quantizers))
+
+    def net(name: str, module: Any, lr: float, lr_scale: PyTree | None = None) -> lockstep.Net:
+        return lockstep.Net(f"{optimizer}/{name}", module, make_optimizer(optimizer, lr, total_steps, lr_scale=lr_scale))
+
+    nets = [net("q_net", q_model, learning_rate)]
+    starts = [params0]
+    pairs = []
+    if optimizer == "sgd":
+        nets.append(net("ste_net", ste_model, learning_rate, optimizers.alpha_scale_tree(params0, quantizers, estimator)))
+        starts.append(map_quantized(lambda q, w: metrics.weight_map_jit(w, q, estimator), quantizers, params0))
+    else:
+        nets.append(net("ste_net", ste_model, learning_rate))
+        starts.append(params0)
+    pairs.append(Pair(optimizer, "baseline", nets[0].name, nets[1].name, mapped=optimizer == "sgd"))
+    nets.append(net("q_net_lr_tweak", q_model, learning_rate * lr_tweak))
+    starts.append(params0)
+    pairs.append(Pair(optimizer, "lr_tweak", nets[0].name, nets[2].name, mapped=False))
+    if optimizer == "sgd":
+        nets.append(net("ste_net_unadjusted", ste_model, learning_rate))
+        starts.append(params0)
+        pairs.append(Pair(optimizer, "unadjusted", nets[0].name, nets[3].name, mapped=False))
+    states = [lockstep.init_state(n, p) for n, p in zip(nets, starts, strict=True)]
+    return nets, states, pairs
+

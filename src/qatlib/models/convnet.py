@@ -1,0 +1,43 @@
+"""The MNIST convnet of Chollet (2021) that the paper's Section 6 trains, with quantized kernels."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import flax.linen as nn
+import jax
+
+from qatlib.models.layers import QuantizedConv, QuantizedDense, max_pool
+
+__all__ = ["CholletConvNet"]
+
+Array = jax.Array
+
+
+class CholletConvNet(nn.Module):
+    """The MNIST convnet of Chollet (2021), Deep Learning with Python, 2nd ed., Listing 8.1.
+
+    conv 3x3 (32) -> ReLU -> max-pool 2 -> conv 3x3 (64) -> ReLU -> max-pool 2 -> conv 3x3 (128)
+    -> ReLU -> flatten -> dense (10 logits). All four kernels are quantized with ``bits`` bits over
+    their He-uniform ranges; the estimator Q-hat is ``estimator``. Input: (batch, 28, 28, 1) in [0, 1].
+    """
+
+    bits: int | None = 2
+    estimator: Any = None
+    features: tuple[int, ...] = (32, 64, 128)
+    num_classes: int = 10
+    conv_impl: str = "im2col"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        if x.ndim != 4:
+            raise ValueError(f"expected NHWC images, got shape {x.shape}")
+        for index, features in enumerate(self.features):
+            x = QuantizedConv(
+                features, bits=self.bits, estimator=self.estimator, conv_impl=self.conv_impl, name=f"conv_{index}"
+            )(x)
+            x = nn.relu(x)
+            if index < len(self.features) - 1:
+                x = max_pool(x, 2)
+        x = x.reshape(x.shape[0], -1)
+        return QuantizedDense(self.num_classes, bits=self.bits, estimator=self.estimator, name="dense")(x)

@@ -1,0 +1,245 @@
+"""Results artefacts: ``results/<chapter>/<preset>/metrics.json`` written atomically, with provenance.
+
+A long run (the authors' MNIST schedule, ResNet50) is stored as JSON next to its provenance:
+the data it used, the number of steps, the wall time, the device, the package versions, the git
+commit and the full config. The chapters render these files; ``python -m qatlib run <chapter>
+--preset <name>`` regenerates them.
+
+>>> import tempfile, pathlib
+>>> root = pathlib.Path(tempfile.mkdtemp())
+>>> path = write_json(root / "demo" / "metrics.json", {"E_bar": 0.005})
+>>> read_json(path)
+{'E_bar': 0.005}
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import math
+import os
+import platform
+import subprocess
+import tempfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "percent",
+    "duration",
+    "RESULTS_ENV",
+    "results_root",
+    "metrics_path",
+    "runs_root",
+    "output_path",
+    "checkpoint_dir",
+    "to_jsonable",
+    "write_json",
+    "read_json",
+    "device_info",
+    "package_versions",
+    "provenance",
+]
+
+RESULTS_ENV = "QATLIB_RESULTS_DIR"
+WRITE_ENV = "QATLIB_WRITE_RESULTS"  # set to 1 by `python -m qatlib run`: only that command writes results/
+COMMIT_ENV = "QATLIB_GIT_COMMIT"  # the commit of a checkout without .git (e.g. a copy on a GPU machine)
+VERSIONED_PACKAGES = ("qatlib", "jax", "jaxlib", "flax", "optax", "numpy", "orbax-checkpoint", "tensorflow-datasets")
+
+
+def _repo_root(start: Path) -> Path | None:
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() and (folder / "src" / "qatlib").is_dir():
+            return folder
+    return None
+
+
+def results_root() -> Path:
+    """``$QATLIB_RESULTS_DIR``, else ``results/`` of the qatlib checkout around the working directory
+    (or around this file), else ``./results``."""
+    if os.environ.get(RESULTS_ENV):
+        return Path(os.environ[RESULTS_ENV]).expanduser()
+    root = _repo_root(Path.cwd().resolve()) or _repo_root(Path(__file__).resolve().parent)
+    return (root / "results") if root is not None else Path("results").resolve()
+
+
+def metrics_path(chapter: str, preset: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """``<root>/<chapter>/<preset>/metrics.json``."""
+    for name, value in (("chapter", chapter), ("preset", preset)):
+        if not value or "/" in value or value.startswith("."):
+            raise ValueError(f"bad {name} name {value!r}")
+    return Path(root if root is not None else results_root()) / chapter / preset / "metrics.json"
+
+
+def runs_root() -> Path:
+    """``runs/`` beside ``results/``: untracked output of book builds and checkpoints."""
+    return results_root().parent / "runs"
+
+
+def output_path(chapter: str, preset: str) -> Path:
+    """Where a chapter writes its metrics: ``results/`` under ``python -m qatlib run`` (which sets
+    ``$QATLIB_WRITE_RESULTS=1``), else the untracked ``runs/<chapter>/<preset>/metrics.json`` -- so
+    building the book never rewrites a committed artefact."""
+    if os.environ.get(WRITE_ENV) == "1":
+        return metrics_path(chapter, preset)
+    return metrics_path(chapter, preset, runs_root())
+
+
+def checkpoint_dir(chapter: str, preset: str, config: Any) -> Path:
+    """``runs/checkpoints/<chapter>/<preset>/<key>``: the key hashes the config (minus ``progress``)
+    and the code's commit, so a rerun resumes only a checkpoint of the same run."""
+    import hashlib
+    import json
+
+    described = to_jsonable(config)
+    if isinstance(described, dict):
+        described = {k: v for k, v in described.items() if k != "progress"}
+    commit = (_git_commit() or "unknown").removesuffix("+dirty")
+    key = hashlib.sha256(json.dumps([described, commit], sort_keys=True).encode()).hexdigest()[:16]
+    return metrics_path(chapter, preset, runs_root() / "checkpoints").parent / key
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types from numpy/JAX scalars and arrays, dataclasses, tuples and paths (NaN -> None)."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return to_jsonable(dataclasses.asdict(value))
+    if hasattr(value, "model_dump") and not isinstance(value, type):  # a pydantic config
+        return to_jsonable({name: getattr(value, name) for name in type(value).model_fields})
+    if isinstance(value, dict):
+        return {str(key): to_jsonable(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(item) for item in value]
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        value = float(value)
+        return value if math.isfinite(value) else None
+    if hasattr(value, "__array__"):
+        return to_jsonable(np.asarray(value).tolist())
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
+    """Write ``payload`` as JSON atomically: a temporary file in the same folder, then ``os.replace``."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=False, allow_nan=False) + "\n"
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+    return path
+
+
+def read_json(path: str | os.PathLike[str]) -> Any:
+    """Read a JSON artefact."""
+    return json.loads(Path(path).read_text())
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_info() -> dict[str, Any]:
+    """The JAX backend and devices, the CPU model and core count."""
+    import jax
+
+    devices = jax.devices()
+    return {
+        "backend": jax.default_backend(),
+        "devices": [getattr(device, "device_kind", str(device)) for device in devices],
+        "cpu": _cpu_model(),
+        "cpu_count": os.cpu_count(),
+        "platform": platform.platform(),
+    }
+
+
+def package_versions(packages: tuple[str, ...] = VERSIONED_PACKAGES) -> dict[str, str | None]:
+    """Installed versions of the packages that shape the numbers (``None`` where absent)."""
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in packages:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def _git_commit() -> str | None:
+    if os.environ.get(COMMIT_ENV):
+        return os.environ[COMMIT_ENV]
+    root = _repo_root(Path(__file__).resolve().parent)
+    if root is None:
+        return None
+    try:
+        out = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        )
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no", "--", "src"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+
+
+def provenance(
+    *, data: Any, steps: int, seconds: float, config: Any, preset: str | None = None, **extra: Any
+) -> dict[str, Any]:
+    """Provenance of a run: data, steps, seconds, device, versions, git commit, config, UTC time."""
+    return {
+        "data": data,
+        "steps": int(steps),
+        "seconds": float(seconds),
+        "preset": preset,
+        "device": device_info(),
+        "versions": package_versions(),
+        "git_commit": _git_commit(),
+        "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "config": to_jsonable(config),
+        **extra,
+    }
+
+
+def percent(fraction: float, decimals: int = 3) -> str:
+    """A fraction as the chapters print it: ``percent(0.00515) == '0.515%'``.
+
+    >>> percent(0.9831, 2)
+    '98.31%'
+    """
+    return f"{100 * fraction:.{decimals}f}%"
+
+
+def duration(seconds: float) -> str:
+    """A wall time in words: seconds below 90 s, minutes above.
+
+    >>> duration(42.4), duration(3421)
+    ('42 seconds', '57.0 minutes')
+    """
+    return f"{seconds / 60:.1f} minutes" if seconds >= 90 else f"{seconds:.0f} seconds"

@@ -1,0 +1,58 @@
+"""Run a chapter's measurement and write its results artefact: the one place results are written.
+
+``python -m qatlib run CHAPTER`` and the chapters call these; each returns the in-memory result and
+the path it wrote (:func:`qatlib.report.artefacts.output_path`: ``results/`` under the CLI, the
+untracked ``runs/`` otherwise, so a book build never rewrites a committed artefact).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist
+from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
+from qatlib.report import artefacts
+
+__all__ = ["mnist_artefact", "measure_mnist", "resnet50_artefact", "measure_resnet50"]
+
+
+def mnist_artefact(run: MNISTRun, preset: str) -> dict[str, Any]:
+    """The results JSON of an MNIST run: its metrics plus provenance (data, steps, seconds, device, versions, config)."""
+    return {
+        **run.metrics,
+        "provenance": artefacts.provenance(
+            data=run.metrics["data"],
+            steps=run.config.steps,
+            seconds=run.seconds,
+            config=run.config,
+            preset=preset,
+            train_seconds=run.train_seconds,
+        ),
+    }
+
+
+def measure_mnist(config: MNISTConfig, preset: str, *, progress: bool = True) -> tuple[MNISTRun, Path]:
+    """Run ``config`` (resuming from its checkpoints when it has them) and write its artefact."""
+    del progress  # the config's own ``progress`` field decides
+    checkpoints = artefacts.checkpoint_dir("mnist", preset, config) if config.checkpoint_every else None
+    run = run_mnist(config, checkpoint_dir=checkpoints)
+    return run, artefacts.write_json(artefacts.output_path("mnist", preset), mnist_artefact(run, preset))
+
+
+def resnet50_artefact(out: dict[str, Any], config: ResNet50Config, preset: str) -> dict[str, Any]:
+    """The results JSON of a ResNet50 run (:func:`run_experiment`'s output) with its provenance."""
+    out = dict(out)
+    seconds, devices = out.pop("seconds"), out.pop("data_parallel_devices")
+    out["provenance"] = artefacts.provenance(
+        data=out["data"], steps=config.total_steps, seconds=seconds, config=config, preset=preset,
+        train_seconds=out["train_seconds"], data_parallel_devices=devices,
+    )
+    return out
+
+
+def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
+    """Run the ResNet50 experiment at ``config`` and write its artefact: ``(metrics_json, path)``."""
+    checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, config)) if config.checkpoint_every else None
+    out = resnet50_artefact(run_experiment(config, progress=progress, checkpoint_dir=checkpoints), config, preset)
+    return out, artefacts.write_json(artefacts.output_path("resnet50", preset), out)

@@ -1,0 +1,370 @@
+"""The lock-step comparison trainer (paper Section 6.1): several nets, one batch stream, one compiled step.
+
+API
+---
+* :class:`Net` ``(name, model, optimizer)``: one network of a comparison (a Flax module and an optax
+  transformation). :class:`TrainState` ``(params, batch_stats, opt_state, step)`` is its state;
+  :func:`init_state` builds one from given params (and, optionally, a given optimizer state: to
+  branch STE-net off a Q-hat-net trained for the first 10% of the steps, pass the mapped params and
+  the mapped optimizer state). Models with BatchNorm keep ``batch_stats`` (not ``None``) and are
+  called as ``model.apply(variables, x, train=True, mutable=["batch_stats"])``, like the Flax
+  ImageNet example; models without it are called as ``model.apply({"params": p}, x)``.
+* :func:`make_lockstep_step` compiles **one** function that advances every net by one step on the
+  same batch (and, optionally, evaluates an ``observe(states)`` function on the new states inside
+  the same compiled call, e.g. the quantized levels of sampled weights).
+* :func:`train_lockstep` runs it over one stream of batches (one data pipeline, one process, a tqdm
+  progress bar), calls ``on_log(step, states)`` every ``log_every`` steps, and returns the final
+  states, the per-step losses/accuracies and the stacked observations.
+* Data parallelism: pass ``data_parallel`` = any object with ``shard_batch(batch)`` and
+  ``replicate(tree)`` (:class:`qatlib.training.parallel.DataParallel`): states are replicated once, every batch is
+  sharded before the step, and ``jax.jit`` partitions the step (GSPMD).
+* :func:`make_evaluator` builds the compiled evaluator: accuracy, loss, predictions and logits of a
+  net over batches (eval mode, optionally data parallel).
+
+Batches are dicts ``{"image": float array (B, ...), "label": int array (B,)}``.
+
+Fused or separate? Measured on the 2-core CPU of this project (``benchmarks/bench_mnist_step.py``,
+results in ``benchmarks/results/mnist_step.json``), 4 copies of the MNIST convnet at batch 128, in
+net-steps per second:
+
+==========================================  ==========================  ============================
+                                            quiet machine (load ~1.5)   shared machine (load ~4.5)
+==========================================  ==========================  ============================
+4 separately jitted steps                   24.6                        13.2
+one ``jax.vmap`` over stacked weights       25.1 (1.02x)                14.1 (1.07x)
+one jitted function holding the 4 steps     27.7 (1.13x)                14.9 (1.12x)
+==========================================  ==========================  ============================
+
+(the quiet-machine run is the one recorded in the JSON; with ``lax`` convolutions instead of
+im2col, a vmap ran at 0.48x of separate steps). One
+compiled function holding the steps side by side is the fastest, and it lets nets with different
+estimators and optimizers (Q-hat-net, STE-net) share one call, so that is what
+:func:`make_lockstep_step` does.
+
+>>> import jax, jax.numpy as jnp, flax.linen as nn
+>>> from qatlib.training.optimizers import make_optimizer
+>>> net = Net("tiny", nn.Dense(3), make_optimizer("sgd", 0.1, total_steps=10))
+>>> state = init_state(net, net.model.init(jax.random.key(0), jnp.ones((1, 4)))["params"])
+>>> batch = {"image": jnp.ones((2, 4)), "label": jnp.array([0, 1])}
+>>> (new_state,), logs, _ = make_lockstep_step([net])([state], batch)
+>>> int(new_state.step), logs["loss"].shape
+(1, (1,))
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, NamedTuple
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from qatlib import metrics
+
+__all__ = [
+    "Net",
+    "TrainState",
+    "init_state",
+    "cross_entropy",
+    "make_lockstep_step",
+    "train_lockstep",
+    "TrainResult",
+    "log_points",
+    "make_evaluator",
+]
+
+PyTree = Any
+Batch = Mapping[str, jax.Array]
+
+@dataclasses.dataclass(frozen=True)
+class Net:
+    """One network of a lock-step comparison: a name, a Flax module and an optax transformation."""
+
+    name: str
+    model: nn.Module
+    optimizer: optax.GradientTransformation
+
+
+class TrainState(NamedTuple):
+    """Parameters, BatchNorm statistics (``None`` when the model has none), optimizer state, step."""
+
+    params: PyTree
+    batch_stats: PyTree | None
+    opt_state: PyTree
+    step: jax.Array
+
+
+def init_state(
+    net: Net,
+    params: PyTree,
+    batch_stats: PyTree | None = None,
+    opt_state: PyTree | None = None,
+    step: int = 0,
+) -> TrainState:
+    """A train state from given params (and optionally given BatchNorm stats / optimizer state)."""
+    if opt_state is None:
+        opt_state = net.optimizer.init(params)
+    return TrainState(params, batch_stats, opt_state, jnp.asarray(step, jnp.int32))
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Mean softmax cross-entropy of integer labels (the MNIST/ImageNet training loss)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
+
+
+def _apply(net: Net, params: PyTree, batch_stats: PyTree | None, images: jax.Array, train: bool):
+    if batch_stats is None:
+        return net.model.apply({"params": params}, images), None
+    variables = {"params": params, "batch_stats": batch_stats}
+    if train:
+        logits, updates = net.model.apply(variables, images, train=True, mutable=["batch_stats"])
+        return logits, updates["batch_stats"]
+    return net.model.apply(variables, images, train=False), batch_stats
+
+
+def _net_step(net: Net, state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
+    def loss_fn(params: PyTree):
+        logits, batch_stats = _apply(net, params, state.batch_stats, batch["image"], train=True)
+        return cross_entropy(logits, batch["label"]), (logits, batch_stats)
+
+    (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    updates, opt_state = net.optimizer.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, updates)
+    accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == batch["label"])
+    return TrainState(params, batch_stats, opt_state, state.step + 1), {"loss": loss, "accuracy": accuracy}
+
+
+def make_lockstep_step(
+    nets: Sequence[Net],
+    observe: Callable[[Sequence[TrainState], Sequence[TrainState]], PyTree] | None = None,
+) -> Callable[[Sequence[TrainState], Batch], tuple[list[TrainState], dict[str, jax.Array], PyTree]]:
+    """One jitted function: every net takes one step on the same batch.
+
+    Returns ``(new_states, logs, observation)`` where ``logs["loss"]`` and ``logs["accuracy"]`` have
+    one entry per net (training-batch values before the update) and ``observation`` is
+    ``observe(states, new_states)`` (``None`` without ``observe``): it sees each step's states before
+    and after the update, e.g. to sum a path length.
+    """
+    nets = tuple(nets)
+    if not nets:
+        raise ValueError("need at least one net")
+    names = [net.name for net in nets]
+    if len(set(names)) != len(names):
+        raise ValueError(f"net names must be unique, got {names}")
+
+    def step(states: Sequence[TrainState], batch: Batch):
+        results = [_net_step(net, state, batch) for net, state in zip(nets, states, strict=True)]
+        new_states = [result[0] for result in results]
+        logs = {key: jnp.stack([result[1][key] for result in results]) for key in ("loss", "accuracy")}
+        observation = observe(states, new_states) if observe is not None else None
+        return new_states, logs, observation
+
+    return jax.jit(step)
+
+
+class TrainResult(NamedTuple):
+    """The outcome of :func:`train_lockstep`.
+
+    Final states by net name; per-step logs (arrays of shape (steps, nets)); observations stacked
+    along a leading step axis; ``log_values`` (``{key: array}``, one entry per logging point, at
+    ``log_steps``) from ``on_log``'s return values; wall time of the steps this call ran
+    (compilation included) and of its first step; the step it resumed from (0 for a fresh run).
+    """
+
+    states: dict[str, TrainState]
+    logs: dict[str, np.ndarray]
+    observations: PyTree | None
+    seconds: float
+    first_step_seconds: float
+    log_steps: np.ndarray
+    log_values: dict[str, np.ndarray]
+    resumed_from: int
+
+
+def log_points(steps: int, log_every: int) -> list[int]:
+    """The steps at which :func:`train_lockstep` calls ``on_log``: 0, every ``log_every``, and the last.
+
+    >>> log_points(7, 3)
+    [0, 3, 6, 7]
+    """
+    points = [0] + [s for s in range(1, steps + 1) if (log_every and s % log_every == 0) or s == steps]
+    return sorted(set(points))
+
+
+def train_lockstep(
+    nets: Sequence[Net],
+    states: Sequence[TrainState],
+    batches: Iterable[Batch] | Callable[[int], Iterable[Batch]],
+    steps: int,
+    *,
+    observe: Callable[[Sequence[TrainState], Sequence[TrainState]], PyTree] | None = None,
+    on_log: Callable[[int, dict[str, TrainState]], Mapping[str, float] | None] | None = None,
+    log_every: int = 0,
+    data_parallel: Any = None,
+    progress: bool = True,
+    description: str = "training",
+    checkpointer: Any = None,
+) -> TrainResult:
+    """Train ``nets`` in lock step for ``steps`` steps on identical batches drawn once from ``batches``.
+
+    ``on_log(step, states_by_name)`` runs on the host at :func:`log_points` (before the first step,
+    every ``log_every`` steps, after the last); a mapping of floats it returns is kept, per key, in
+    ``TrainResult.log_values``. ``observe(states_before, states_after)`` runs inside the compiled
+    step after every update; its outputs are stacked along a new leading axis (one row per step).
+    Deterministic: no randomness beyond the given states and batch order.
+
+    Resumable: with a :class:`qatlib.training.checkpoint.Checkpointer`, everything the run has produced (the
+    states, the per-step logs, the observations and logged values so far) is saved atomically every
+    ``checkpointer.every`` steps and after the last step; a new call with the same arguments restores
+    the newest checkpoint and computes only the steps after it, ending bit-identical to an
+    uninterrupted run. ``batches`` must then be a function ``start_step -> iterable of batches``
+    (e.g. :func:`qatlib.data.batch_stream` with ``start_step``), so the resumed run sees the batches
+    an uninterrupted one would.
+    """
+    if steps < 0:
+        raise ValueError(f"steps must be >= 0, got {steps}")
+    if len(states) != len(nets):
+        raise ValueError(f"got {len(states)} states for {len(nets)} nets")
+    if log_every < 0:
+        raise ValueError(f"log_every must be >= 0, got {log_every}")
+    if checkpointer is not None and not callable(batches):
+        raise ValueError("a resumable run needs batches as a function start_step -> batches")
+    from tqdm.auto import tqdm
+
+    names = [net.name for net in nets]
+    step_fn = make_lockstep_step(nets, observe)
+    states = list(states)
+    if data_parallel is not None:
+        states = [data_parallel.replicate(state) for state in states]
+    points = log_points(steps, log_every)
+
+    # Buffers for everything the loop produces, allocated up front so a checkpoint has fixed shapes.
+    buffers: dict[str, Any] = {
+        "loss": np.zeros((steps, len(nets)), np.float32),
+        "accuracy": np.zeros((steps, len(nets)), np.float32),
+    }
+    if observe is not None:
+        shapes = jax.eval_shape(lambda s: observe(s, s), states)
+        buffers["observations"] = jax.tree.map(lambda x: np.zeros((steps, *x.shape), x.dtype), shapes)
+
+    def log(step: int) -> None:
+        if on_log is None:
+            return
+        values = on_log(step, dict(zip(names, states, strict=True))) or {}
+        row = points.index(step)
+        for key, value in values.items():
+            column = buffers.setdefault("log_values", {}).setdefault(key, np.full(len(points), np.nan))
+            column[row] = float(value)
+
+    log(0)
+    start_step = 0
+    if checkpointer is not None and checkpointer.latest_step() is not None:
+        start_step = int(checkpointer.latest_step())
+        if start_step > steps:
+            raise ValueError(f"the checkpoint at step {start_step} is past steps={steps}: a checkpoint of another run?")
+        restored = checkpointer.restore({"states": states, "buffers": buffers}, start_step)
+        states = list(restored["states"])
+        buffers = jax.tree.map(np.array, restored["buffers"])  # writable host copies
+        if data_parallel is not None:
+            states = [data_parallel.replicate(state) for state in states]
+    iterator: Iterator[Batch] = iter(batches(start_step) if callable(batches) else batches)
+
+    pending: list[tuple[int, dict[str, jax.Array], PyTree]] = []
+
+    def flush() -> None:  # move per-step device outputs into the host buffers (one sync per flush)
+        for step, logs, observation in jax.device_get(pending):
+            buffers["loss"][step - 1] = logs["loss"]
+            buffers["accuracy"][step - 1] = logs["accuracy"]
+            if observe is not None:
+                jax.tree.map(lambda buffer, row: buffer.__setitem__(step - 1, row), buffers["observations"], observation)
+        pending.clear()
+
+    start = time.perf_counter()
+    first_step_seconds = 0.0
+    bar = tqdm(
+        range(start_step + 1, steps + 1), desc=description, disable=not progress, mininterval=1.0,
+        initial=start_step, total=steps,
+    )
+    for step in bar:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            raise ValueError(f"the batch stream ended after {step - 1} of {steps} steps") from None
+        if data_parallel is not None:
+            batch = data_parallel.shard_batch(batch)
+        states, logs, observation = step_fn(states, batch)
+        if step == start_step + 1:
+            jax.block_until_ready(states)
+            first_step_seconds = time.perf_counter() - start
+        pending.append((step, logs, observation))
+        if step in points:
+            flush()
+            log(step)
+            bar.set_postfix(loss=float(np.mean(buffers["loss"][step - 1])))
+        if checkpointer is not None and (step % checkpointer.every == 0 or step == steps):
+            flush()
+            checkpointer.save(step, {"states": states, "buffers": buffers}, force=True)
+    flush()
+    jax.block_until_ready(states)
+    seconds = time.perf_counter() - start
+    return TrainResult(
+        dict(zip(names, states, strict=True)),
+        {"loss": buffers["loss"], "accuracy": buffers["accuracy"]},
+        buffers.get("observations"),
+        seconds,
+        first_step_seconds,
+        np.asarray(points),
+        dict(buffers.get("log_values", {})),
+        start_step,
+    )
+
+
+def make_evaluator(model: nn.Module, data_parallel: Any = None) -> Callable[[TrainState, Iterable[Batch]], dict[str, Any]]:
+    """``evaluate(state, batches) -> {"accuracy", "loss", "predictions", "logits"}`` in eval mode.
+
+    The one evaluation loop of the experiments. One compiled forward pass serves every net of an
+    experiment: the forward pass is ``Q(w)`` exactly whatever the estimator (which only shapes the
+    backward pass), so Q-hat-net and STE-net are evaluated by the same function. Batches must all
+    have the first one's size, except possibly the last, which is padded (and the padding dropped).
+    Accuracy and loss are :func:`qatlib.metrics.accuracy_and_loss` of all the logits.
+
+    >>> import flax.linen as nn, jax, numpy as np
+    >>> model = nn.Dense(3)
+    >>> state = TrainState(model.init(jax.random.key(0), np.ones((1, 4)))["params"], None, (), 0)
+    >>> batches = [{"image": np.ones((4, 4)), "label": np.zeros(4, int)}, {"image": np.ones((2, 4)), "label": np.zeros(2, int)}]
+    >>> out = make_evaluator(model)(state, batches)
+    >>> out["logits"].shape, out["predictions"].shape
+    ((6, 3), (6,))
+    """
+
+    @jax.jit
+    def forward(params: PyTree, batch_stats: PyTree | None, images: jax.Array) -> jax.Array:
+        if batch_stats is None:
+            return model.apply({"params": params}, images)
+        return model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
+
+    def evaluate(state: TrainState, batches: Iterable[Batch]) -> dict[str, Any]:
+        logits, labels, size = [], [], None
+        for batch in batches:
+            n = len(batch["label"])
+            size = size or n
+            if n > size:
+                raise ValueError(f"evaluation batches must not grow: {n} after {size}")
+            images = np.asarray(batch["image"])
+            images = np.pad(images, ((0, size - n),) + ((0, 0),) * (images.ndim - 1))
+            if data_parallel is not None and size % data_parallel.num_devices == 0:
+                images = data_parallel.shard_batch({"image": images})["image"]
+            logits.append(np.asarray(forward(state.params, state.batch_stats, images))[:n])
+            labels.append(np.asarray(batch["label"]))
+        if not logits:
+            raise ValueError("no evaluation examples")
+        all_logits, all_labels = np.concatenate(logits), np.concatenate(labels)
+        stats = metrics.accuracy_and_loss(all_logits, all_labels)
+        return {**stats, "predictions": np.argmax(all_logits, axis=-1), "logits": all_logits}
+
+    return evaluate

@@ -1,0 +1,275 @@
+"""Tests for qatlib.experiments.comparison and .mnist (and the MNIST presets), and the claims and tables of qatlib.report: the experiments exactly as the paper defines them."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import qatlib
+from qatlib import data, estimators, metrics, models
+from qatlib.experiments import comparison, mnist
+from qatlib.experiments import config as config_lib
+from qatlib.experiments.mnist import PRESETS, MNISTConfig
+from qatlib.report import claims, measure, tables
+from qatlib.report.paper import paper_tables
+
+Q_HAT = comparison.q_hat()
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = models.CholletConvNet(bits=2, estimator=Q_HAT)
+    params0 = jax.jit(model.init)(jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    return model, params0, models.quantizer_tree(params0, 2)
+
+
+@pytest.fixture(scope="module")
+def small_data():
+    full = data.load_mnist()
+    return dataclasses.replace(
+        full, train_images=full.train_images[:256], train_labels=full.train_labels[:256],
+        val_images=full.val_images[:128], val_labels=full.val_labels[:128],
+    )
+
+
+def test_q_hat_is_the_scale_free_bin_normalised_htge(setup):
+    _, _, quantizers = setup
+    assert Q_HAT == estimators.HTGE(5.5, scale="range", normalize=True)
+    alphas = {round(qatlib.alpha(q, Q_HAT), 6) for q in jax.tree.leaves(quantizers)}
+    assert len(alphas) == 1  # the same shape in bin units for every layer
+    assert 0 < alphas.pop() < 1
+    assert comparison.ste_partner(Q_HAT, quantizers) == estimators.PWL()
+    assert comparison.ste_partner(estimators.MAD(), quantizers) == estimators.STE()
+
+
+def test_sgd_comparison_follows_table_1(setup):
+    model, params0, quantizers = setup
+    nets, states, pairs = comparison.comparison("sgd", model, params0, quantizers, Q_HAT, 1e-3, 100)
+    assert [n.name for n in nets] == ["sgd/q_net", "sgd/ste_net", "sgd/q_net_lr_tweak", "sgd/ste_net_unadjusted"]
+    assert nets[0].model.estimator == Q_HAT and nets[2].model.estimator == Q_HAT
+    assert nets[1].model.estimator == estimators.PWL() and nets[3].model.estimator == estimators.PWL()
+    mapped = qatlib.weight_map(params0, quantizers, Q_HAT)
+    for a, b in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(mapped), strict=True):
+        np.testing.assert_allclose(a, b, atol=1e-7)
+    for i in (0, 2, 3):
+        for a, b in zip(jax.tree.leaves(states[i].params), jax.tree.leaves(params0), strict=True):
+            np.testing.assert_array_equal(a, b)
+    assert [(p.experiment, p.mapped) for p in pairs] == [("baseline", True), ("lr_tweak", False), ("unadjusted", False)]
+
+    # Learning rates: one step from the same gradient after the warm-up step.
+    grads = jax.tree.map(jnp.ones_like, params0)
+    alpha = qatlib.alpha(quantizers["conv_1"]["kernel"], Q_HAT)
+    updates = {}
+    for net, state in zip(nets, states, strict=True):
+        opt_state = net.optimizer.init(params0)
+        for _ in range(3):
+            update, opt_state = net.optimizer.update(grads, opt_state, params0)
+        updates[net.name] = update
+    q, ste, tweak, unadj = (updates[n.name] for n in nets)
+    np.testing.assert_allclose(ste["conv_1"]["kernel"], alpha * q["conv_1"]["kernel"], rtol=1e-5)
+    np.testing.assert_allclose(ste["conv_1"]["bias"], q["conv_1"]["bias"], rtol=1e-6)  # biases: eta
+    np.testing.assert_allclose(tweak["dense"]["kernel"], 1.01 * q["dense"]["kernel"], rtol=1e-5)
+    np.testing.assert_allclose(unadj["dense"]["kernel"], q["dense"]["kernel"], rtol=1e-6)
+
+
+def test_adam_comparison_follows_table_2(setup):
+    model, params0, quantizers = setup
+    nets, states, pairs = comparison.comparison("adam", model, params0, quantizers, Q_HAT, 1e-4, 100)
+    assert [n.name for n in nets] == ["adam/q_net", "adam/ste_net", "adam/q_net_lr_tweak"]
+    for a, b in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(params0), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not any(p.mapped for p in pairs)
+    with pytest.raises(ValueError, match="optimizer"):
+        comparison.comparison("lion", model, params0, quantizers, Q_HAT, 1e-4, 100)
+
+
+def test_run_mnist_writes_the_issue_json_layout(small_data):
+    config = MNISTConfig(steps=4, batch_size=16, log_every=2, tracked_weights=64, eval_batch_size=128, progress=False)
+    run = mnist.run_mnist(config, small_data)
+    out = run.metrics
+    for optimizer, names in comparison.EXPERIMENTS.items():
+        for name in names:
+            entry = out[optimizer][name]
+            assert set(entry) >= {
+                "E_bar", "E_bar_conv", "agreement", "agreement_conv", "authors_measure", "prediction_agreement",
+                "mirror_room",
+            }
+            assert 0.0 <= entry["E_bar"] < 0.05 and 0.0 <= entry["E_bar_conv"] < 0.05
+            assert entry["path_length_conv"] > 0 and entry["authors_measure"] >= 0
+            assert 0.9 <= out[optimizer][name]["agreement"] <= 1.0
+            assert run.history[optimizer][name]["E_bar"][0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
+        for role in ("q_net", "ste_net", "q_net_lr_tweak"):
+            assert set(out["accuracy"][optimizer][role]) == {"train_acc", "train_loss", "val_acc", "val_loss"}
+    assert run.history["steps"] == [0, 2, 4]
+    assert run.levels["sgd/q_net"].shape == (5, 64)
+    # E_bar with M: recomputed from the returned params.
+    direct = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], run.quantizers, Q_HAT)
+    assert out["sgd"]["baseline"]["E_bar"] == pytest.approx(direct)
+    convs = metrics.select_layers(run.quantizers, lambda path: path.startswith("conv"))
+    assert jax.tree.leaves(convs) == [run.quantizers[f"conv_{i}"]["kernel"] for i in range(3)]  # no dense
+    conv_only = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], convs, Q_HAT)
+    assert out["sgd"]["baseline"]["E_bar_conv"] == pytest.approx(conv_only)
+    assert out["sgd"]["baseline"]["E_bar_conv"] != pytest.approx(out["sgd"]["baseline"]["E_bar"])
+    # The authors' measure: summed conv error over w_max, over net b's summed conv path length.
+    # Net b's path over the steps is at least the straight line from its start to its end.
+    start, end = run.initial_params["sgd/ste_net"], run.params["sgd/ste_net"]
+    straight = float(metrics.path_length(start, end, convs))
+    assert out["sgd"]["baseline"]["path_length_conv"] >= straight * (1 - 1e-5) > 0
+    summed = metrics.summed_alignment_error(run.params["sgd/q_net"], run.params["sgd/ste_net"], convs, Q_HAT)
+    assert out["sgd"]["baseline"]["authors_measure"] == pytest.approx(summed / out["sgd"]["baseline"]["path_length_conv"])
+    payload = measure.mnist_artefact(run, "test")
+    assert set(payload["provenance"]) >= {"data", "steps", "seconds", "device", "versions", "config"}
+    assert payload["provenance"]["data"]["source"] == "idx"
+    verdicts = claims.claims(out)
+    assert set(verdicts) == {"sgd", "adam"} and "B" in verdicts["sgd"] and "B" not in verdicts["adam"]
+    printed = paper_tables()
+    table4 = tables.table4_frame(out, printed["table4"]["mnist"])
+    assert list(table4.index) == ["baseline (S)", "lr-tweak (S)", "unadjusted (S)", "baseline (A)", "lr-tweak (A)"]
+    assert table4.loc["baseline (S)", "Ē (paper)"] == "0.515%"
+    table5 = tables.table5_frame(out["accuracy"], printed["table5"]["mnist"])
+    assert table5.loc["Diff (S)", "paper: train loss"] == "0.0044"
+    assert "lr-tweak (A)" in tables.mirror_room_frame(out).index
+
+
+def test_claims_follow_the_stated_thresholds():
+    def fake(base, tweak, unadjusted, q_acc, ste_acc):
+        acc = {"q_net": {"val_acc": q_acc}, "ste_net": {"val_acc": ste_acc}}
+        return {
+            "sgd": {"baseline": {"E_bar": base}, "lr_tweak": {"E_bar": tweak}, "unadjusted": {"E_bar": unadjusted}},
+            "accuracy": {"sgd": acc},
+        }
+
+    good = claims.claims(fake(0.005, 0.0057, 0.025, 0.971, 0.970))["sgd"]
+    assert good["A"] and good["B"] and good["accuracy"]
+    bad = claims.claims(fake(0.02, 0.005, 0.03, 0.90, 0.95))["sgd"]
+    assert not bad["A"] and not bad["B"] and not bad["accuracy"]
+
+
+def test_presets_resolve_and_validate():
+    assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum", "level_centred_control"}
+    assert config_lib.resolve(PRESETS, "level_centred_control").centre == "level"
+    with pytest.raises(ValueError, match="centre = 'middle': Input should be 'threshold' or 'level'"):
+        config_lib.resolve(PRESETS, "quick", {"centre": "middle"})
+    control = config_lib.resolve(PRESETS, "sgd_no_momentum")
+    assert control.sgd_momentum == 0.0 and control.sgd_lr == 1e-2 and control.optimizers == ("sgd",)
+    paper = config_lib.resolve(PRESETS, "paper")
+    assert (paper.steps, paper.batch_size, paper.source, paper.bits) == (1000, 600, "idx", 2)
+    assert paper.checkpoint_every == 100  # one epoch of 60,000 images
+    assert (paper.sgd_lr, paper.adam_lr) == (1e-3, 1e-4)
+    assert config_lib.resolve(PRESETS, "quick", {"steps": "7"}).steps == 7
+    with pytest.raises(ValueError, match="unknown parameter"):
+        config_lib.resolve(PRESETS, "quick", {"step": 7})
+    with pytest.raises(ValueError, match="source"):
+        config_lib.resolve(PRESETS, "quick", {"source": "internet"})
+    with pytest.raises(ValueError, match="optimizers"):
+        config_lib.resolve(PRESETS, "quick", {"optimizers": "sgd,rmsprop"})
+    with pytest.raises(ValueError, match="steps"):
+        config_lib.resolve(PRESETS, "quick", {"steps": "0"})
+
+
+def test_one_bit_kernels_get_a_per_layer_mirror_partner_that_works_under_jit():
+    model = models.CholletConvNet(bits=1, estimator=Q_HAT)
+    x = jnp.asarray(data.load_mnist().train_images[:4])
+    params0 = jax.jit(model.init)(jax.random.key(0), x[:1])["params"]
+    quantizers = models.quantizer_tree(params0, 1)
+    partner = comparison.ste_partner(Q_HAT, quantizers)
+    assert isinstance(partner, comparison.LayerwisePartner)
+    for q in jax.tree.leaves(quantizers):
+        expected = qatlib.mirror_partner(Q_HAT, q)
+        w = jnp.linspace(-3 * q.representable_range[1], 3 * q.representable_range[1], 101)
+        np.testing.assert_array_equal(partner.derivative(w, q), expected.derivative(w, q))
+    ste_model = model.clone(estimator=partner)
+    grads = jax.jit(jax.grad(lambda p: ste_model.apply({"params": p}, x).sum()))(params0)
+    assert all(bool(jnp.all(jnp.isfinite(g))) for g in jax.tree.leaves(grads))
+
+
+def test_claims_frame_has_one_row_per_run():
+    stored = {
+        "sgd": {"baseline": {"E_bar": 0.01}, "lr_tweak": {"E_bar": 0.001}, "unadjusted": {"E_bar": 0.03}},
+        "adam": {"baseline": {"E_bar": 0.002}, "lr_tweak": {"E_bar": 0.002}},
+        "accuracy": {
+            "sgd": {"q_net": {"val_acc": 0.9}, "ste_net": {"val_acc": 0.9}},
+            "adam": {"q_net": {"val_acc": 0.95}, "ste_net": {"val_acc": 0.97}},
+        },
+    }
+    frame = tables.claims_frame({"run": stored})
+    row = frame.loc["run"]
+    assert row["A (SGD): Ē base / tweak"] == "fails (10.00)"
+    assert row["A (Adam): Ē base / tweak"] == "holds (1.00)"
+    assert row["B (SGD): Ē unadj / base"] == "holds (3.00)"
+    assert row["accuracy (Adam): Δ val acc"] == "fails (-2.00 pp)"
+
+
+RESUME_SCRIPT = """
+import sys
+from qatlib.experiments import mnist
+from qatlib.experiments.mnist import MNISTConfig
+config = MNISTConfig(**{config!r})
+mnist.run_mnist(config, checkpoint_dir=sys.argv[1])
+"""
+
+
+def _resume_config():
+    return dict(
+        steps=12, batch_size=32, log_every=4, tracked_weights=32, eval_batch_size=2000, train_eval_examples=500,
+        checkpoint_every=3, progress=False, optimizers=("sgd", "adam"),
+    )
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_and_ends_bit_identical(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    config = MNISTConfig(**_resume_config())
+    straight = mnist.run_mnist(config)  # uninterrupted, no checkpoints
+
+    # Kill a real process (SIGKILL: no clean-up) once it has written its second checkpoint.
+    directory = tmp_path / "ckpt"
+    script = tmp_path / "run.py"
+    script.write_text(RESUME_SCRIPT.format(config=_resume_config()))
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=1")
+    process = subprocess.Popen([sys.executable, str(script), str(directory)], env=env)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None:
+        if (directory / "6").is_dir():
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    steps_on_disk = sorted(int(p.name) for p in directory.iterdir() if p.name.isdigit())
+    assert process.returncode == -signal.SIGKILL, "the run finished before it could be killed"
+    assert steps_on_disk and max(steps_on_disk) < 12
+
+    resumed = mnist.run_mnist(config, checkpoint_dir=directory)
+    assert resumed.metrics["resumed_from_step"] == max(steps_on_disk)
+    for name in straight.params:
+        for a, b in zip(jax.tree.leaves(straight.params[name]), jax.tree.leaves(resumed.params[name]), strict=True):
+            np.testing.assert_array_equal(a, b)
+    volatile = {"train_seconds", "first_step_seconds", "resumed_from_step"}
+    assert {k: v for k, v in straight.metrics.items() if k not in volatile} == {
+        k: v for k, v in resumed.metrics.items() if k not in volatile
+    }
+    np.testing.assert_array_equal(straight.levels["sgd/q_net"], resumed.levels["sgd/q_net"])
+
+
+def test_bad_mnist_data_is_refused_before_training(tmp_path):
+    import gzip
+    import shutil
+
+    for name, _, _ in data.MNIST_FILES.values():
+        shutil.copy(data.mnist_dir() / name, tmp_path / name)
+    target = tmp_path / "train-images-idx3-ubyte.gz"
+    raw = bytearray(gzip.decompress(target.read_bytes()))
+    raw[123456] ^= 0xFF
+    target.write_bytes(gzip.compress(bytes(raw)))
+    config = config_lib.resolve(PRESETS, "quick", {"data_dir": str(tmp_path)})
+    with pytest.raises(data.CorruptDataError, match="train-images-idx3-ubyte.gz is corrupt"):
+        config.preflight()
