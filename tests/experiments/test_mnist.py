@@ -152,6 +152,9 @@ def test_claims_follow_the_stated_thresholds():
 def test_presets_resolve_and_validate():
     assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum", "level_centred_control"}
     assert config_lib.resolve(PRESETS, "level_centred_control").centre == "level"
+    assert config_lib.resolve(PRESETS, "quick", {"estimator": "MAD"}).estimator == "mad"  # any registered one
+    with pytest.raises(ValueError, match=r"estimator = 'nope': Value error, estimator must be one of"):
+        config_lib.resolve(PRESETS, "quick", {"estimator": "nope"})
     with pytest.raises(ValueError, match="centre = 'middle': Input should be 'threshold' or 'level'"):
         config_lib.resolve(PRESETS, "quick", {"centre": "middle"})
     control = config_lib.resolve(PRESETS, "sgd_no_momentum")

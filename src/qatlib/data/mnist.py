@@ -45,6 +45,7 @@ import numpy as np
 
 __all__ = [
     "SOURCES",
+    "PREPARE_HINT",
     "MNIST_FILES",
     "CorruptDataError",
     "MNIST",

@@ -38,10 +38,12 @@ from typing import Any, TypeVar
 
 import pydantic
 
+from qatlib import estimators
+
 PRESET_ENV = "QATLIB_PRESET"
 DEFAULT_PRESET = "default"
 
-__all__ = ["PRESET_ENV", "Config", "choose_preset", "resolve", "resolve_from_namespace"]
+__all__ = ["PRESET_ENV", "Config", "EstimatorName", "choose_preset", "resolve", "resolve_from_namespace"]
 
 C = TypeVar("C", bound="Config")
 
@@ -72,6 +74,16 @@ class Config(pydantic.BaseModel):
     def replace(self: C, **changes: Any) -> C:
         """A validated copy with ``changes`` applied (``dataclasses.replace`` for configs)."""
         return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def _registered_estimator(value: str) -> str:
+    if value.lower() not in estimators.names():
+        raise ValueError(f"estimator must be one of {estimators.names()}, got {value!r}")
+    return value.lower()
+
+
+#: A config field naming a registered estimator (:func:`qatlib.estimators.get`), case-insensitive.
+EstimatorName = typing.Annotated[str, pydantic.AfterValidator(_registered_estimator)]
 
 
 def choose_preset(preset: str | None) -> str:

@@ -47,7 +47,7 @@ from pydantic import Field
 import qatlib
 from qatlib import data, estimators, metrics, models
 from qatlib.experiments.comparison import LR_TWEAK, Pair, comparison, q_hat, ste_partner
-from qatlib.experiments.config import Config
+from qatlib.experiments.config import Config, EstimatorName
 from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers
 
@@ -65,6 +65,7 @@ class MNISTConfig(Config):
     data_dir: str = ""  # "" -> data/mnist (idx) or $TFDS_DATA_DIR / ~/tensorflow_datasets (tfds)
     # model and estimator
     bits: int = Field(2, ge=1)
+    estimator: EstimatorName = "htge"  # Q-hat: any registered estimator by name (HTGE reads sharpness and centre)
     sharpness: float = Field(5.5, gt=0, allow_inf_nan=False)  # HTGE k = sharpness / w_max per layer
     centre: Literal["threshold", "level"] = "threshold"  # where Q-hat' peaks (the paper's | a control)
     conv_impl: Literal["im2col", "lax"] = "im2col"
@@ -166,7 +167,7 @@ def run_mnist(
     start = time.perf_counter()
     if dataset is None:
         dataset = data.load_mnist(config.source, data_dir=config.data_dir or None)
-    estimator = q_hat(config.sharpness, config.centre)
+    estimator = q_hat(config.sharpness, config.centre, name=config.estimator)
     model = models.CholletConvNet(bits=config.bits, estimator=estimator, conv_impl=config.conv_impl)
     params0 = jax.jit(model.init)(jax.random.key(config.init_seed), jnp.zeros((1, 28, 28, 1), jnp.float32))["params"]
     quantizers = models.quantizer_tree(params0, config.bits)

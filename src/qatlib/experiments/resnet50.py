@@ -90,7 +90,7 @@ import qatlib
 from qatlib import data as data_lib
 from qatlib import estimators, metrics, models
 from qatlib.experiments.comparison import EXPERIMENTS, LR_TWEAK, q_hat, ste_partner
-from qatlib.experiments.config import Config
+from qatlib.experiments.config import Config, EstimatorName
 from qatlib.models.resnet import RESNET50_STAGE_SIZES
 from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers, run_with_checkpoints
@@ -144,7 +144,7 @@ class ResNet50Config(Config):
     bits: int = Field(2, ge=1)
     conv_impl: Literal["im2col", "lax"] = "im2col"  # "im2col" on CPU, "lax" on GPU/TPU
     # estimator Q-hat: any registered estimator by name; HTGE reads sharpness / scale / normalize
-    estimator: str = "htge"
+    estimator: EstimatorName = "htge"
     sharpness: float = Field(5.5, gt=0, allow_inf_nan=False)
     estimator_scale: Literal["weight", "bin", "range"] = "range"
     normalize: bool = True
@@ -166,13 +166,6 @@ class ResNet50Config(Config):
     checkpoint_every: int = Field(0, ge=0)  # 0 -> no checkpoints
     # "" -> runs/checkpoints/resnet50/<preset>/<key> when checkpoint_every > 0; a rerun resumes from it
     checkpoint_dir: str = ""
-
-    @pydantic.field_validator("estimator")
-    @classmethod
-    def _registered(cls, value: str) -> str:
-        if value.lower() not in estimators.names():
-            raise ValueError(f"estimator must be one of {estimators.names()}, got {value!r}")
-        return value.lower()
 
     @pydantic.model_validator(mode="after")
     def _batch_fits(self) -> ResNet50Config:
