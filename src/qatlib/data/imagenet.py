@@ -37,6 +37,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from qatlib.data.mnist import MNIST_TEST_SIZE, MNIST_TRAIN_SIZE, mnist_pixels
+
 __all__ = [
     "MEAN_RGB",
     "STDDEV_RGB",
@@ -100,36 +102,18 @@ def mnist_to_rgb32(images: np.ndarray) -> np.ndarray:
     return np.repeat(padded[..., None], 3, axis=-1).astype(np.uint8)
 
 
-#: Images in MNIST's training and test sets (what :func:`qatlib.data.load_mnist` returns).
-MNIST_TRAIN_SIZE = 60_000
-MNIST_TEST_SIZE = 10_000
-
-
 @functools.cache
 def _mnist_pixels() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Full MNIST as uint8 ``[N, 28, 28]`` pixels and int32 labels: train images, labels, test images, labels.
-
-    Read once through :func:`qatlib.data.load_mnist` (the shipped IDX files, MD5-verified); its
-    ``[0, 1]`` floats are ``pixel / 255``, so ``rint(x * 255)`` gives back the original bytes.
-    """
-    from qatlib.data import load_mnist
-
-    mnist = load_mnist()
-
-    def to_pixels(images: np.ndarray) -> np.ndarray:
-        scaled = np.asarray(images, np.float32)[..., 0] * np.float32(255.0)
-        np.rint(scaled, out=scaled)
-        pixels = scaled.astype(np.uint8)
-        pixels.setflags(write=False)
-        return pixels
-
+    """Full MNIST as uint8 ``[N, 28, 28]`` pixels and int32 labels: train images, labels, test images,
+    labels (the shipped IDX files, MD5-verified: :func:`qatlib.data.mnist_pixels`)."""
+    pixels = mnist_pixels()
     arrays = (
-        to_pixels(mnist.train_images),
-        np.asarray(mnist.train_labels, np.int32),
-        to_pixels(mnist.val_images),
-        np.asarray(mnist.val_labels, np.int32),
+        pixels["train_images"],
+        pixels["train_labels"].astype(np.int32),
+        pixels["test_images"],
+        pixels["test_labels"].astype(np.int32),
     )
-    sizes = (len(arrays[0]), len(arrays[1]), len(arrays[2]), len(arrays[3]))
+    sizes = tuple(len(array) for array in arrays)
     if sizes != (MNIST_TRAIN_SIZE,) * 2 + (MNIST_TEST_SIZE,) * 2:
         raise ValueError(f"expected 60,000 training and 10,000 test MNIST images and labels, got {sizes}")
     for array in arrays[1::2]:
@@ -197,19 +181,20 @@ class MNIST32:
         """The test images once, in file order (at most ``limit`` of them); the last batch may be smaller."""
         _check_batch_size(batch_size, self.eval_size)
         _, _, images, labels = _mnist_pixels()
-        stop = self.eval_size if limit is None else min(limit, self.eval_size)
-        for start in range(0, stop, batch_size):
-            end = min(start + batch_size, stop)
-            yield _model_input(images[start:end], labels[start:end])
+        return _in_order(images, labels, self.eval_size if limit is None else min(limit, self.eval_size), batch_size)
 
     def train_eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
         """Training images once, in file order (for train accuracy/loss); at most ``limit`` of them."""
         _check_batch_size(batch_size, self.train_size)
         images, labels, _, _ = _mnist_pixels()
-        stop = self.train_size if limit is None else min(limit, self.train_size)
-        for start in range(0, stop, batch_size):
-            end = min(start + batch_size, stop)
-            yield _model_input(images[start:end], labels[start:end])
+        return _in_order(images, labels, self.train_size if limit is None else min(limit, self.train_size), batch_size)
+
+
+def _in_order(images: np.ndarray, labels: np.ndarray, stop: int, batch_size: int) -> Iterator[Batch]:
+    """The first ``stop`` digits once, in file order, as model batches (the last may be smaller)."""
+    for start in range(0, stop, batch_size):
+        end = min(start + batch_size, stop)
+        yield _model_input(images[start:end], labels[start:end])
 
 
 def _check_batch_size(batch_size: int, available: int) -> None:

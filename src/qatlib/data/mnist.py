@@ -51,6 +51,7 @@ __all__ = [
     "MNIST",
     "mnist_dir",
     "read_idx",
+    "mnist_pixels",
     "verify_mnist",
     "load_mnist",
     "tfds_data_dir",
@@ -58,12 +59,14 @@ __all__ = [
     "batch_stream",
     "eval_batches",
     "MNIST_TRAIN_SIZE",
+    "MNIST_TEST_SIZE",
     "MNIST_SOURCE",
     "mnist_sample",
 ]
 
 #: The number of training images of full MNIST, the pool :func:`mnist_sample` draws from.
 MNIST_TRAIN_SIZE = 60_000
+MNIST_TEST_SIZE = 10_000
 MNIST_SOURCE = "shipped full MNIST (MD5-verified IDX files)"
 
 SOURCES = ("idx", "tfds")
@@ -164,11 +167,16 @@ def _idx_arrays(directory: Path) -> dict[str, np.ndarray]:
     return arrays
 
 
+def mnist_pixels(data_dir: str | os.PathLike[str] | None = None) -> dict[str, np.ndarray]:
+    """The verified IDX arrays as stored, read once: uint8 images (N, 28, 28) and uint8 labels under
+    ``train_images``, ``train_labels``, ``test_images``, ``test_labels`` (read-only)."""
+    return _idx_arrays(mnist_dir(data_dir).resolve())
+
+
 def verify_mnist(data_dir: str | os.PathLike[str] | None = None) -> Path:
     """Check the shipped MNIST files (sizes and MD5s) and return their folder; raises on any problem."""
-    directory = mnist_dir(data_dir)
-    _idx_arrays(directory.resolve())
-    return directory
+    mnist_pixels(data_dir)
+    return mnist_dir(data_dir)
 
 
 def _as_float(images: np.ndarray) -> np.ndarray:
@@ -177,8 +185,8 @@ def _as_float(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def _load_idx(data_dir: str | os.PathLike[str] | None) -> MNIST:
-    directory = mnist_dir(data_dir).resolve()
+@functools.cache
+def _load_idx(directory: Path) -> MNIST:
     arrays = _idx_arrays(directory)
     note = "full MNIST from the shipped IDX files (MD5-verified): 60,000 training images; the 10,000 test images for evaluation"
     return MNIST(
@@ -244,7 +252,7 @@ def load_mnist(source: str = "idx", *, data_dir: str | os.PathLike[str] | None =
         raise ValueError(f"source must be one of {SOURCES}, got {source!r}")
     if source == "tfds":
         return _load_tfds(data_dir)
-    return _load_idx(data_dir)
+    return _load_idx(mnist_dir(data_dir).resolve())  # converted once per folder; the arrays are read-only
 
 
 def batch_stream(
@@ -310,12 +318,7 @@ def mnist_sample(n_examples: int = 5000, seed: int = 0) -> tuple[np.ndarray, np.
             f"n_examples must be an integer in [1, {MNIST_TRAIN_SIZE}] (the shipped full MNIST has "
             f"{MNIST_TRAIN_SIZE:,} training images), got {n_examples!r}"
         )
-    mnist = load_mnist()
-    order = np.random.default_rng(seed).permutation(len(mnist.train_labels))[:n_examples]
-    # load_mnist gives float32 pixel / 255; recover the exact bytes and divide in float64, so the
-    # inputs are pixel / 255 to float64 precision.
-    x = np.asarray(mnist.train_images[order], np.float64).reshape(n_examples, -1)
-    x *= 255.0
-    np.rint(x, out=x)
-    x /= 255.0
-    return x, np.asarray(mnist.train_labels[order], np.int32)
+    pixels = mnist_pixels()
+    order = np.random.default_rng(seed).permutation(len(pixels["train_labels"]))[:n_examples]
+    x = pixels["train_images"][order].reshape(n_examples, -1).astype(np.float64) / 255.0  # pixel / 255 in float64
+    return x, pixels["train_labels"][order].astype(np.int32)

@@ -90,6 +90,7 @@ import qatlib
 from qatlib import data as data_lib
 from qatlib import estimators, metrics, models
 from qatlib.experiments.comparison import EXPERIMENTS, LR_TWEAK, q_hat, ste_partner
+from qatlib.data import MNIST_TRAIN_SIZE
 from qatlib.experiments.config import Config, EstimatorName
 from qatlib.models.resnet import RESNET50_STAGE_SIZES
 from qatlib.quantizers import quantized_leaves
@@ -117,9 +118,6 @@ BRANCHES = EXPERIMENTS  # the branches of each optimizer are the MNIST chapter's
 #: Opt-in control: the baseline STE-net with Q-hat-net's optimizer state copied unmapped, to
 #: measure what the state map buys (not one of the paper's experiments).
 CONTROLS = ("baseline_raw_state",)
-
-MNIST_TRAIN_SIZE = 60_000
-
 
 class ResNet50Config(Config):
     """One run of the ResNet50 identical-initial-period experiment (validated on construction).
