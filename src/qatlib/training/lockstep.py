@@ -117,19 +117,20 @@ def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
     return optax.softmax_cross_entropy_with_integer_labels(logits, labels).mean()
 
 
-def _apply(net: Net, params: PyTree, batch_stats: PyTree | None, images: jax.Array, train: bool):
+def _apply(model: nn.Module, params: PyTree, batch_stats: PyTree | None, images: jax.Array, train: bool):
+    """Logits and the (updated) BatchNorm statistics; models without BatchNorm take no ``train`` flag."""
     if batch_stats is None:
-        return net.model.apply({"params": params}, images), None
+        return model.apply({"params": params}, images), None
     variables = {"params": params, "batch_stats": batch_stats}
     if train:
-        logits, updates = net.model.apply(variables, images, train=True, mutable=["batch_stats"])
+        logits, updates = model.apply(variables, images, train=True, mutable=["batch_stats"])
         return logits, updates["batch_stats"]
-    return net.model.apply(variables, images, train=False), batch_stats
+    return model.apply(variables, images, train=False), batch_stats
 
 
 def _net_step(net: Net, state: TrainState, batch: Batch) -> tuple[TrainState, dict[str, jax.Array]]:
     def loss_fn(params: PyTree):
-        logits, batch_stats = _apply(net, params, state.batch_stats, batch["image"], train=True)
+        logits, batch_stats = _apply(net.model, params, state.batch_stats, batch["image"], train=True)
         return cross_entropy(logits, batch["label"]), (logits, batch_stats)
 
     (loss, (logits, batch_stats)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -344,9 +345,7 @@ def make_evaluator(model: nn.Module, data_parallel: Any = None) -> Callable[[Tra
 
     @jax.jit
     def forward(params: PyTree, batch_stats: PyTree | None, images: jax.Array) -> jax.Array:
-        if batch_stats is None:
-            return model.apply({"params": params}, images)
-        return model.apply({"params": params, "batch_stats": batch_stats}, images, train=False)
+        return _apply(model, params, batch_stats, images, train=False)[0]
 
     def evaluate(state: TrainState, batches: Iterable[Batch]) -> dict[str, Any]:
         logits, labels, size = [], [], None
