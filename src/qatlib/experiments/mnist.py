@@ -275,7 +275,11 @@ def run_mnist(
 
     table: dict[str, Any] = {}
     for pair in pairs:
-        entry: dict[str, Any] = _pair_metrics(pair, final, quantizers, estimator)
+        # Ē and agreement of the final nets: the last logging point is the last step (log_points).
+        prefix = f"{pair.optimizer}/{pair.experiment}/"
+        entry: dict[str, Any] = {
+            key.removeprefix(prefix): float(column[-1]) for key, column in result.log_values.items() if key.startswith(prefix)
+        }
         mapping = estimator if pair.mapped else None
         # The authors' code's measure: Σ|M(w_a) − w_b|/w_max over conv kernels / net b's conv path length.
         entry["authors_measure"] = metrics.summed_alignment_error(
