@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import nbformat
 import pytest
@@ -44,16 +45,18 @@ def test_main_rejects_unknown_names_without_running(monkeypatch, capsys):
 
 
 def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path):
+    monkeypatch.delenv("QATLIB_WRITE_RESULTS", raising=False)
     (tmp_path / "book").mkdir()
     notebook = new_notebook(cells=[
         new_code_cell(
-            "import json, pathlib\nfrom qatlib.experiments import config as presets\nfrom test_cli_registry import REGISTRY\n"
+            "import json, os, pathlib\nfrom qatlib.experiments import config as presets\nfrom test_cli_registry import REGISTRY\n"
             "_before = set(globals())"
         ),
         new_code_cell("preset = None", metadata={"tags": ["parameters"]}),
         new_code_cell(
             "cfg = presets.resolve_from_namespace(REGISTRY, globals(), _before)\n"
-            "pathlib.Path('out.json').write_text(json.dumps({'steps': cfg.steps, 'lr': cfg.lr, 'preset': preset}))"
+            "pathlib.Path('out.json').write_text(json.dumps({'steps': cfg.steps, 'lr': cfg.lr, 'preset': preset,\n"
+            "    'write': os.environ.get('QATLIB_WRITE_RESULTS')}))"
         ),
     ])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -68,7 +71,11 @@ def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path)
     monkeypatch.setattr(cli, "repository_root", lambda: tmp_path)
     target = cli.run_chapter("toy", "quick", [["lr", "0.5"]], progress=False)
     assert target == tmp_path / "runs" / "toy" / "quick" / "toy.ipynb" and target.is_file()
-    assert json.loads((tmp_path / "book" / "out.json").read_text()) == {"steps": 1, "lr": 0.5, "preset": "quick"}
+    # The kernel writes results/ (it saw QATLIB_WRITE_RESULTS=1); this process does not go on doing so.
+    assert json.loads((tmp_path / "book" / "out.json").read_text()) == {
+        "steps": 1, "lr": 0.5, "preset": "quick", "write": "1",
+    }
+    assert "QATLIB_WRITE_RESULTS" not in os.environ
     with pytest.raises(ValueError, match="unknown parameter"):
         cli.run_chapter("toy", "quick", [["epochs", "2"]])
 

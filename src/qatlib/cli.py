@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
-import os
 import sys
 import time
 from collections.abc import Sequence
@@ -139,15 +138,15 @@ def run_chapter(
     target.parent.mkdir(parents=True, exist_ok=True)
     import papermill
 
-    os.environ[results.WRITE_ENV] = "1"  # the kernel inherits it: this command writes results/
-    papermill.execute_notebook(
-        str(notebook),
-        str(target),
-        parameters={"preset": name, **converted},
-        cwd=str(notebook.parent),
-        kernel_name=kernel,
-        progress_bar=progress,
-    )
+    with results.writing_results():  # the kernel inherits it: this command writes results/
+        papermill.execute_notebook(
+            str(notebook),
+            str(target),
+            parameters={"preset": name, **converted},
+            cwd=str(notebook.parent),
+            kernel_name=kernel,
+            progress_bar=progress,
+        )
     return target
 
 
@@ -167,8 +166,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"error: chapter {args.chapter!r} has no results artefact to measure", file=sys.stderr)
                 return 2
             config = presets_lib.resolve(CHAPTERS[args.chapter].registry(), name, dict(args.parameters))
-            os.environ[results.WRITE_ENV] = "1"
-            _, metrics_file = measurement(config, name)
+            with results.writing_results():
+                _, metrics_file = measurement(config, name)
             print(f"metrics: {metrics_file} ({time.perf_counter() - start:.0f} s)")
             return 0
         target = run_chapter(

@@ -14,6 +14,7 @@ commit and the full config. The chapters render these files; ``python -m qatlib 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
@@ -23,6 +24,7 @@ import platform
 import subprocess
 import tempfile
 from importlib import metadata
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -35,6 +37,7 @@ __all__ = [
     "results_root",
     "metrics_path",
     "runs_root",
+    "writing_results",
     "output_path",
     "checkpoint_dir",
     "to_jsonable",
@@ -78,6 +81,22 @@ def metrics_path(chapter: str, preset: str, root: str | os.PathLike[str] | None 
 def runs_root() -> Path:
     """``runs/`` beside ``results/``: untracked output of book builds and checkpoints."""
     return results_root().parent / "runs"
+
+
+@contextlib.contextmanager
+def writing_results() -> Iterator[None]:
+    """Inside this block (and in kernels started in it) chapters write ``results/``: what ``python -m
+    qatlib run`` does. The previous setting of ``$QATLIB_WRITE_RESULTS`` is restored afterwards, so a
+    caller in the same process (a test, a notebook) goes on writing ``runs/``."""
+    previous = os.environ.get(WRITE_ENV)
+    os.environ[WRITE_ENV] = "1"
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop(WRITE_ENV, None)
+        else:
+            os.environ[WRITE_ENV] = previous
 
 
 def output_path(chapter: str, preset: str) -> Path:
