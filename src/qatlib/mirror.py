@@ -39,7 +39,6 @@ resolution) otherwise.
 from __future__ import annotations
 
 import functools
-import math
 from collections.abc import Callable
 from typing import Any
 

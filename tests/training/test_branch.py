@@ -179,9 +179,9 @@ def test_experiment_branches_and_resumes_exactly(tmp_path):
     reference = run(batch_fn, tmp_path / "a")
     assert reference.shared_steps == 2 and reference.curve_steps == [2, 4, 6]
     assert set(reference.states) == {"q_net", "ste_net", "q_net_lr_tweak", "ste_net_unadjusted"}
-    for branch in ("baseline", "lr_tweak", "unadjusted"):
-        assert reference.curves[branch]["E_bar"][0] < 1e-6  # every pair starts aligned
-        assert reference.curves[branch]["agreement"][0] == 1.0
+    for name in ("baseline", "lr_tweak", "unadjusted"):
+        assert reference.curves[name]["E_bar"][0] < 1e-6  # every pair starts aligned
+        assert reference.curves[name]["agreement"][0] == 1.0
     assert reference.metrics["unadjusted"]["E_bar"] > 0  # and the nets do move apart
 
     def crashing(step):

@@ -36,9 +36,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-import jax
-
-import qatlib
+import qatlib  # noqa: F401  (the module doctest uses qatlib.alpha)
 from qatlib import estimators, metrics
 from qatlib.quantizers import map_quantized
 from qatlib.training import lockstep, optimizers
