@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-import nbformat
+import jupytext
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
@@ -60,14 +60,14 @@ def test_run_chapter_executes_the_notebook_with_papermill(monkeypatch, tmp_path)
         ),
     ])
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook, tmp_path / "book" / "toy.ipynb")
+    jupytext.write(notebook, tmp_path / "book" / "toy.md", fmt="md:myst")  # chapters are MyST sources
     (tmp_path / "book" / "test_cli_registry.py").write_text(
         "from qatlib.experiments.config import Config\n"
         "class Toy(Config):\n    steps: int = 3\n    lr: float = 0.1\n"
         "REGISTRY = {'quick': Toy(steps=1), 'default': Toy()}\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path / "book"))
-    monkeypatch.setitem(cli.CHAPTERS, "toy", cli.Chapter("book/toy.ipynb", "test_cli_registry:REGISTRY"))
+    monkeypatch.setitem(cli.CHAPTERS, "toy", cli.Chapter("book/toy.md", "test_cli_registry:REGISTRY"))
     monkeypatch.setattr(cli, "repository_root", lambda: tmp_path)
     target = cli.run_chapter("toy", "quick", [["lr", "0.5"]], progress=False)
     assert target == tmp_path / "runs" / "toy" / "quick" / "toy.ipynb" and target.is_file()

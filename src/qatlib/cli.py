@@ -2,8 +2,9 @@
 
     python -m qatlib run mnist --preset quick|default|paper|sgd_no_momentum [-p NAME VALUE ...]
 
-The chapter notebook is executed with papermill (its ``parameters`` cell receives ``preset`` and
-every ``-p``) into ``runs/<chapter>/<preset>/<chapter>.ipynb`` (or ``--output``); the notebook
+The chapter's MyST Markdown source ``book/<chapter>.md`` is read as a notebook by jupytext and
+executed with papermill (its ``parameters`` cell receives ``preset`` and every ``-p``) into
+``runs/<chapter>/<preset>/<chapter>.ipynb`` (or ``--output``); the notebook
 itself writes ``results/<chapter>/<preset>/metrics.json`` (only this command writes ``results/``:
 a book build writes ``runs/``). ``--no-notebook`` runs the chapter's measurement alone (no
 papermill, no Jupyter kernel: e.g. on a headless GPU machine) and writes the same artefact. Every ``-p`` name must be a field of the
@@ -37,7 +38,8 @@ __all__ = ["Chapter", "CHAPTERS", "parse_args", "check_parameters", "run_chapter
 
 @dataclasses.dataclass(frozen=True)
 class Chapter:
-    """A chapter notebook (path relative to the repository root) and its preset registry."""
+    """A chapter's notebook source (a MyST Markdown notebook, path relative to the repository root)
+    and its preset registry."""
 
     notebook: str
     presets: str  # "module:attribute" of the {name: config} registry
@@ -56,10 +58,10 @@ def _resolve(reference: str) -> Any:
 
 
 CHAPTERS: dict[str, Chapter] = {
-    "intuition": Chapter("book/intuition.ipynb", "qatlib.experiments.intuition:PRESETS"),
-    "theorems": Chapter("book/theorems.ipynb", "qatlib.experiments.theorems:PRESETS"),
-    "mnist": Chapter("book/mnist.ipynb", "qatlib.experiments.mnist:PRESETS", "qatlib.report.measure:measure_mnist"),
-    "resnet50": Chapter("book/resnet50.ipynb", "qatlib.experiments.resnet50:PRESETS", "qatlib.report.measure:measure_resnet50"),
+    "intuition": Chapter("book/intuition.md", "qatlib.experiments.intuition:PRESETS"),
+    "theorems": Chapter("book/theorems.md", "qatlib.experiments.theorems:PRESETS"),
+    "mnist": Chapter("book/mnist.md", "qatlib.experiments.mnist:PRESETS", "qatlib.report.measure:measure_mnist"),
+    "resnet50": Chapter("book/resnet50.md", "qatlib.experiments.resnet50:PRESETS", "qatlib.report.measure:measure_resnet50"),
 }
 
 
@@ -128,19 +130,24 @@ def run_chapter(
     kernel: str | None = None,
     progress: bool = True,
 ) -> Path:
-    """Check the parameters, then execute the chapter notebook with papermill; returns the output path."""
+    """Check the parameters, then execute the chapter notebook with papermill; returns the output path.
+
+    The source is read with jupytext (MyST Markdown or ``.ipynb``): the book's chapters exist only as
+    ``book/<chapter>.md``, and the executed copy is an ``.ipynb`` under ``runs/``.
+    """
     name, converted = check_parameters(chapter, preset, parameters)
     root = repository_root()
     notebook = root / CHAPTERS[chapter].notebook
     if not notebook.is_file():
         raise FileNotFoundError(f"chapter notebook {notebook} is missing")
-    target = Path(output) if output else root / "runs" / chapter / name / notebook.name
+    target = Path(output) if output else root / "runs" / chapter / name / f"{notebook.stem}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
+    import jupytext
     import papermill
 
     with results.writing_results():  # the kernel inherits it: this command writes results/
         papermill.execute_notebook(
-            str(notebook),
+            jupytext.read(notebook),
             str(target),
             parameters={"preset": name, **converted},
             cwd=str(notebook.parent),
