@@ -100,7 +100,7 @@ def css_px(points: float, fig: Figure) -> float:
     width_in = fig.get_size_inches()[0]
     natural_px = width_in * fig.dpi
     scale = min(1.0, COLUMN_PX / natural_px)
-    return points * fig.dpi / 72 * scale
+    return float(points * fig.dpi / 72 * scale)
 
 
 def readable(fig: Figure, minimum_px: float = 15.0) -> bool:
