@@ -3,7 +3,8 @@
 Every curve is computed from :mod:`qatlib` objects: Q from the quantizer, Q̂' from the estimator,
 Q̂ by integrating Q̂', α and M from :mod:`qatlib.mirror`, trajectories from
 :mod:`qatlib.experiments.twins`. Functions return a :class:`matplotlib.figure.Figure` and never call
-``plt.show``.
+``plt.show``. Each is drawn by :mod:`qatlib.report.figures.style`: at most the page's width, its
+text as large as the prose, a row of panels wrapping after three.
 
 >>> import matplotlib
 >>> matplotlib.use("Agg")
@@ -20,6 +21,12 @@ True
 >>> fig = estimator_panel([("STE", estimators.STE(), q), ("HTGE", htge, q)], grid_points=101)
 >>> len(fig.axes), fig.axes[1].get_title().splitlines()
 (4, ['HTGE', 'α = 0.61'])
+>>> style.readable(fig), fig.get_size_inches().tolist()
+(True, [6.5, 3.4])
+>>> plt.close(fig)
+>>> fig = estimator_panel([(name, estimators.STE(), q) for name in "abcde"], grid_points=11)
+>>> len(fig.axes), [ax.get_title().splitlines()[0] for ax in fig.axes[:3]]   # five columns wrap after three
+(10, ['a', 'b', 'c'])
 >>> plt.close(fig)
 """
 
@@ -36,6 +43,7 @@ from matplotlib.figure import Figure
 import qatlib
 from qatlib.estimators import Estimator
 from qatlib.quantizers import UniformQuantizer
+from qatlib.report.figures import style
 
 __all__ = [
     "surrogate",
@@ -50,6 +58,8 @@ __all__ = [
 #: Display names (Figure 1's order) for estimator names.
 LABELS = {"ste": "STE", "pwl": "PWL", "mad": "MAD", "htge": "HTGE", "dsq": "DSQ", "ede": "EDE"}
 _Q_NET, _STE_NET, _MIRROR = "tab:red", "tab:blue", "tab:purple"
+#: Panels per row before a row of panels wraps.
+_PER_ROW = 3
 
 
 def _derivative(q: UniformQuantizer, est: Estimator, w: np.ndarray) -> np.ndarray:
@@ -71,26 +81,35 @@ def surrogate(q: UniformQuantizer, est: Estimator, lo: float, hi: float, n: int)
     return w, qhat - np.interp(b, w, qhat) + b
 
 
+@style.styled
 def estimator_panel(
     entries: Sequence[tuple[str, Estimator, UniformQuantizer]],
     *,
     grid_points: int = 801,
     margin: float = 0.6,
 ) -> Figure:
-    """Figure 1 recomputed: for each (label, Q̂, Q) one column with Q, Q̂ (top) and Q̂' (bottom),
-    and α (Eq. 4) in the title."""
+    """Figure 1 recomputed: for each (label, Q̂, Q) one column with Q, Q̂ (top) and Q̂' (below it),
+    and α (Eq. 4) in the title; more than three estimators wrap onto a second pair of rows."""
     if not entries:
         raise ValueError("estimator_panel needs at least one (label, estimator, quantizer) entry")
-    fig, axes = plt.subplots(2, len(entries), figsize=(2.6 * len(entries), 4.6), sharex="col", squeeze=False)
-    for col, (label, est, q) in enumerate(entries):
+    ncols = min(len(entries), _PER_ROW)
+    groups = -(-len(entries) // ncols)
+    fig, axes = style.figure(2 * groups, ncols, height=3.4 * groups)
+    for index in range(len(entries), groups * ncols):  # empty slots of the last row
+        for ax in axes[2 * (index // ncols) : 2 * (index // ncols) + 2, index % ncols]:
+            ax.remove()
+    for index, (label, est, q) in enumerate(entries):
+        group, col = divmod(index, ncols)
+        top, bottom = axes[2 * group, col], axes[2 * group + 1, col]
+        bottom.sharex(top)
+        top.tick_params(labelbottom=False)
         w_lo, w_hi = q.representable_range
         half = (w_hi - w_lo) / 2
         lo, hi = w_lo - margin * half, w_hi + margin * half
         w, qhat = surrogate(q, est, lo, hi, grid_points)
-        top, bottom = axes[0, col], axes[1, col]
-        top.step(w, np.asarray(q(jnp.asarray(w))), where="mid", color="0.55", lw=1.2, label="Q")
-        top.plot(w, qhat, color=_Q_NET, lw=1.8, label="Q̂")
-        top.set_title(f"{label}\nα = {qatlib.alpha(q, est):.3g}", fontsize=10)
+        top.step(w, np.asarray(q(jnp.asarray(w))), where="mid", color="0.55", lw=1.2, label="$Q$")
+        top.plot(w, qhat, color=_Q_NET, lw=1.8, label=r"$\hat Q$")
+        top.set_title(f"{label}\nα = {qatlib.alpha(q, est):.3g}")
         bottom.plot(w, _derivative(q, est, w), color=_Q_NET, lw=1.8)
         bottom.set_ylim(bottom=0)
         for ax in (top, bottom):
@@ -98,14 +117,15 @@ def estimator_panel(
                 ax.axvline(b, color="0.85", lw=0.8, zorder=0)
             ax.axvspan(lo, w_lo, color="0.95", zorder=-1)
             ax.axvspan(w_hi, hi, color="0.95", zorder=-1)
-        bottom.set_xlabel("w")
-    axes[0, 0].set_ylabel("Q(w), Q̂(w)")
-    axes[1, 0].set_ylabel("Q̂′(w)")
-    axes[0, 0].legend(loc="upper left", fontsize=8, frameon=False)
-    fig.tight_layout()
+        bottom.set_xlabel("$w$")
+        if col == 0:
+            top.set_ylabel(r"$Q,\ \hat Q$")
+            bottom.set_ylabel(r"$\hat Q'$")
+    axes[0, 0].legend(loc="upper left")
     return fig
 
 
+@style.styled
 def mirror_figure(
     steps: np.ndarray,
     w_q: np.ndarray,
@@ -116,80 +136,85 @@ def mirror_figure(
 ) -> Figure:
     """The funhouse mirror (Figure 2) from a real run: (a) a Q̂-net weight w_Q̂⁽ᵗ⁾, its STE-net twin
     w_STE⁽ᵗ⁾ and the mirror image M(w_Q̂⁽ᵗ⁾) against the step, with the bin boundaries; (b) M itself,
-    which fixes every boundary point, with the run's (w_Q̂, w_STE) pairs on it."""
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.8), gridspec_kw={"width_ratios": [1.7, 1]})
+    which fixes every boundary point, with the run's (w_Q̂, w_STE) pairs on it. The panels are
+    stacked, each at the page's width."""
+    fig, axes = style.figure(2, 1, height=7.2, gridspec_kw={"height_ratios": [1, 1.1]})
+    left, right = axes[0, 0], axes[1, 0]
     lo, hi = q.representable_range
     boundaries = q.boundary_points()
     for b in boundaries:
         left.axhline(b, color="0.6", lw=0.8, ls="--", zorder=0)
-    left.plot(steps, w_q, color=_Q_NET, lw=1.6, label="Q̂-net weight w_Q̂")
-    left.plot(steps, w_s, color=_STE_NET, lw=1.6, label="STE-net weight w_STE")
-    left.plot(steps, m_q, color=_MIRROR, lw=1.0, ls=":", label="mirror image M(w_Q̂)")
+    left.plot(steps, w_q, color=_Q_NET, lw=1.6, label=r"$\hat Q$-net weight $w_{\hat Q}$")
+    left.plot(steps, w_s, color=_STE_NET, lw=1.6, label=r"STE-net weight $w_{STE}$")
+    left.plot(steps, m_q, color=_MIRROR, lw=1.2, ls=":", label=r"mirror image $M(w_{\hat Q})$")
     for trajectory, color in ((w_q, _Q_NET), (w_s, _STE_NET)):
         levels = np.asarray(q(jnp.asarray(trajectory)))
         crossing = np.nonzero(levels[1:] != levels[:-1])[0] + 1
-        left.plot(steps[crossing], trajectory[crossing], "o", ms=5, mfc="none", color=color)
-    left.set_xlabel("step t")
+        left.plot(steps[crossing], trajectory[crossing], "o", ms=6, mfc="none", color=color)
+    left.set_xlabel("step $t$")
     left.set_ylabel("weight")
-    left.set_title("(a) the two weights cross boundaries together", fontsize=10)
-    left.legend(fontsize=8, frameon=False, loc="best")
+    left.set_title("(a) the two weights cross boundaries together")
+    left.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     w = np.linspace(lo, hi, 801)
     with jax.enable_x64(True):
         m = np.asarray(qatlib.weight_map(jnp.asarray(w, jnp.float64), q, est))
     right.plot(w, w, color="0.7", lw=1.0, label="identity")
-    right.plot(w, m, color=_MIRROR, lw=1.8, label="M(w)")
-    right.plot(boundaries, boundaries, "ks", ms=4, label="boundary points (fixed)")
-    right.plot(w_q, w_s, ".", color=_STE_NET, ms=3, label="(w_Q̂⁽ᵗ⁾, w_STE⁽ᵗ⁾)")
-    right.set_xlabel("Q̂-net weight")
+    right.plot(w, m, color=_MIRROR, lw=1.8, label="$M(w)$")
+    right.plot(boundaries, boundaries, "ks", ms=5, label="boundary points")
+    right.plot(w_q, w_s, ".", color=_STE_NET, ms=4, label=r"$(w_{\hat Q}^{(t)}, w_{STE}^{(t)})$")
+    right.set_xlabel(r"$\hat Q$-net weight")
     right.set_ylabel("STE-net weight")
-    right.set_title(f"(b) the mirror M, α = {qatlib.alpha(q, est):.3g}", fontsize=10)
-    right.legend(fontsize=7, frameon=False, loc="upper left")
-    fig.tight_layout()
+    right.set_title(f"(b) the mirror $M$, α = {qatlib.alpha(q, est):.3g}")
+    right.legend(loc="center left", bbox_to_anchor=(1.0, 0.5))
     return fig
 
 
+@style.styled
 def bound_figure(lhs: np.ndarray, rhs: np.ndarray, *, title: str = "") -> Figure:
     """Per-step E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ against the bound's right-hand side for a few weights (one colour
     each); the bound holds where the dots stay below the matching line."""
     lhs, rhs = np.atleast_2d(lhs), np.atleast_2d(rhs)
     if lhs.shape != rhs.shape:
         raise ValueError(f"lhs and rhs must have the same shape, got {lhs.shape} and {rhs.shape}")
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, axes = style.figure(1, 1, height=3.6)
+    ax = axes[0, 0]
     t = np.arange(lhs.shape[0])
     for j in range(lhs.shape[1]):
         color = plt.cm.tab10(j % 10)
         ax.plot(t, rhs[:, j], color=color, lw=1.2)
-        ax.plot(t, lhs[:, j], ".", color=color, ms=3)
+        ax.plot(t, lhs[:, j], ".", color=color, ms=4)
     ax.set_yscale("symlog", linthresh=max(1e-12, float(np.percentile(np.abs(rhs[rhs > 0]), 5)) if np.any(rhs > 0) else 1e-12))
-    ax.set_xlabel("step t")
-    ax.set_ylabel("E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ (dots) vs bound (lines)")
+    ax.set_xlabel("step $t$")
+    ax.set_ylabel(r"$E^{(t+1)} - E^{(t)}$ and bound")
     if title:
-        ax.set_title(title, fontsize=10)
-    fig.tight_layout()
+        ax.set_title(title)
     return fig
 
 
+@style.styled
 def scaling_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float | None]]) -> Figure:
     """Ē against η on log-log axes; each curve is (label, etas, E_bar, fitted slope or None)."""
     if not curves:
         raise ValueError("scaling_figure needs at least one curve")
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, axes = style.figure(1, 1, height=4.6)
+    ax = axes[0, 0]
     for label, etas, values, slope in curves:
         text = label if slope is None else f"{label} (slope {slope:.2f})"
-        ax.loglog(etas, values, "o-", ms=4, label=text)
-    ax.set_xlabel("learning rate η")
-    ax.set_ylabel("Ē (mean E⁽ᵀ⁾ / range length)")
+        ax.loglog(etas, values, "o-", ms=5, label=text)
+    ax.set_xlabel(r"learning rate $\eta$")
+    ax.set_ylabel(r"$\bar E$ (fraction of range)")
     ax.grid(True, which="major", color="0.9")
-    ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncols=2 if len(curves) > 2 else len(curves))
     return fig
 
 
-def alignment_figure(curves: Sequence[tuple[str, np.ndarray]], *, ylabel: str = "mean E⁽ᵗ⁾ / range length") -> Figure:
+@style.styled
+def alignment_figure(curves: Sequence[tuple[str, np.ndarray]], *, ylabel: str = "mean $E^{(t)}$ / range") -> Figure:
     """Mean alignment error against the step for labelled runs (log y axis)."""
     if not curves:
         raise ValueError("alignment_figure needs at least one curve")
-    fig, ax = plt.subplots(figsize=(7, 3.4))
+    fig, axes = style.figure(1, 1, height=4.4)
+    ax = axes[0, 0]
     top = 0.0
     for label, values in curves:
         values = np.asarray(values, np.float64)
@@ -198,8 +223,7 @@ def alignment_figure(curves: Sequence[tuple[str, np.ndarray]], *, ylabel: str = 
     ax.set_yscale("log")
     if top > 0:  # the first steps can be ~1e-20 (rounding); show the last five decades
         ax.set_ylim(bottom=top * 1e-5, top=top * 2)
-    ax.set_xlabel("step t")
+    ax.set_xlabel("step $t$")
     ax.set_ylabel(ylabel)
-    ax.legend(fontsize=8, frameon=False)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncols=2 if len(curves) > 2 else len(curves))
     return fig
