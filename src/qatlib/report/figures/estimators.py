@@ -62,6 +62,12 @@ _Q_NET, _STE_NET, _MIRROR = "tab:red", "tab:blue", "tab:purple"
 _PER_ROW = 3
 
 
+def _legend_columns(labels: Sequence[str]) -> int:
+    """Two legend columns below a page-wide plot when the labels are short enough to sit side by
+    side at the prose's text size, else one."""
+    return 2 if len(labels) > 2 and max(map(len, labels)) <= 30 else 1
+
+
 def _derivative(q: UniformQuantizer, est: Estimator, w: np.ndarray) -> np.ndarray:
     with jax.enable_x64(True):
         return np.asarray(est.derivative(jnp.asarray(w, jnp.float64), q), np.float64)
@@ -204,7 +210,7 @@ def scaling_figure(curves: Sequence[tuple[str, np.ndarray, np.ndarray, float | N
     ax.set_xlabel(r"learning rate $\eta$")
     ax.set_ylabel(r"$\bar E$ (fraction of range)")
     ax.grid(True, which="major", color="0.9")
-    fig.legend(loc="outside lower center", ncols=2 if len(curves) > 2 else len(curves))
+    fig.legend(loc="outside lower center", ncols=_legend_columns(ax.get_legend_handles_labels()[1]))
     return fig
 
 
@@ -225,5 +231,5 @@ def alignment_figure(curves: Sequence[tuple[str, np.ndarray]], *, ylabel: str = 
         ax.set_ylim(bottom=top * 1e-5, top=top * 2)
     ax.set_xlabel("step $t$")
     ax.set_ylabel(ylabel)
-    fig.legend(loc="outside lower center", ncols=2 if len(curves) > 2 else len(curves))
+    fig.legend(loc="outside lower center", ncols=_legend_columns([label for label, _ in curves]))
     return fig
