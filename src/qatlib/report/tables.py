@@ -36,6 +36,7 @@ __all__ = [
     "mirror_room_frame",
     "claims_frame",
     "provenance_frame",
+    "note_frame",
 ]
 
 #: A cell with no value.
@@ -250,3 +251,11 @@ def provenance_frame(metrics_json: dict[str, Any]) -> Any:
         {"value": [str(value).replace("|", "\\|") for _, value in rows]},
         index=pd.Index([name for name, _ in rows], name="field"),
     )
+
+
+def note_frame(message: str) -> Any:
+    """A one-cell table that stands in for a table whose results artefact is not in this checkout,
+    so that the chapter's numbered reference to it still resolves and says why it is empty."""
+    import pandas as pd
+
+    return pd.DataFrame({"note": [message]})
