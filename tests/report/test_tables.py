@@ -109,6 +109,12 @@ def test_our_table5_has_diff_rows_of_q_hat_minus_ste():
     assert frame.loc["Diff (S)", "val acc"] == "0.05%"
 
 
+def test_a_difference_that_rounds_to_zero_has_no_sign():
+    accuracy = {"sgd": {"q_net": ACC, "ste_net": {**ACC, "train_loss": 0.14000001, "val_acc": 0.97100001}}}
+    assert tables.table5_frame(accuracy).loc["Diff (S)"].tolist() == ["0.00%", "0.0000", "0.00%", "0.0000"]
+    assert tables.table5_frame(accuracy).loc["STE (S)", "train loss"] == "0.1400"
+
+
 def test_mirror_room_and_claims_frames():
     room = tables.mirror_room_frame(OURS)
     assert room.loc["baseline (S)"].tolist() == ["300", "90.0%", "1.2", "3", "60.0%"]

@@ -127,7 +127,9 @@ def table4_agreement_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
 def _cell5(column: str, value: float | None) -> str:
     if value is None:
         return MISSING
-    return f"{100 * value:.2f}%" if column.endswith("acc") else f"{value:.4f}"
+    text = f"{100 * value:.2f}%" if column.endswith("acc") else f"{value:.4f}"
+    negative_zero = text.startswith("-") and text.strip("-0.%") == ""
+    return text[1:] if negative_zero else text  # "-0.0000" reads as 0.0000
 
 
 def table5_frame(ours: dict[str, Any]) -> Any:

@@ -204,5 +204,6 @@ def derivative_per_layer(
         ax.set_ylabel(r"$\hat Q'(w)$")
     for ax in list(axes.flat)[len(quantizers):]:
         ax.set_visible(False)
-    axes[0][0].legend(loc="lower center", handlelength=1.5)
+    figure.legend(handles=axes[0][0].get_lines()[: 2 if partner is not None else 1], loc="outside lower center",
+                  ncols=2)
     return figure
