@@ -35,6 +35,9 @@ ValueError: caption must be a non-empty sentence, got ''
 | `steps` |       3 |
 | `lr`    |     0.1 |
 :::
+>>> print(table(pd.DataFrame({"run": ["a"], "device": ["cpu (2 cores)"], "Ē": ["1.5e-03"]}), "Text.", "tab-t").data
+...       .splitlines()[5])   # text left, numbers right
+|:------|:--------------|--------:|
 """
 
 from __future__ import annotations
@@ -47,15 +50,19 @@ from IPython.display import Markdown
 __all__ = ["table", "config_dropdown"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
+#: A cell that reads as a number (sign, digits, a short unit, a ✓/✗), or a dash: right-aligned.
+_NUMBER = re.compile(r"^([+\-−]?\d[\d,.]*(e[+\-]?\d+)?(\s?[%a-zμ]{1,3})?(\s?[✓✗…])?|[–—\-])$")
 
 
 def _pipe_table(frame: Any) -> str:
     """A DataFrame as a Markdown pipe table, cells exactly as given (tabulate would re-format numbers);
-    a named index becomes the first column (no empty header row)."""
+    a named index becomes the first column (no empty header row); columns of numbers are
+    right-aligned, columns of text left-aligned."""
     if frame.index.name is not None or not _is_range_index(frame):
         frame = frame.reset_index()
-    align = ("left",) + ("right",) * (frame.shape[1] - 1)  # a label, then values
-    return frame.astype(str).to_markdown(index=False, disable_numparse=True, colalign=align)
+    cells = frame.astype(str)
+    align = ["left"] + ["right" if all(_NUMBER.match(c) for c in cells[col]) else "left" for col in cells.columns[1:]]
+    return cells.to_markdown(index=False, disable_numparse=True, colalign=align)
 
 
 def _is_range_index(frame: Any) -> bool:
