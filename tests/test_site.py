@@ -184,18 +184,13 @@ return {
 
 
 def _screenshot(browser, path: Path) -> None:
-    """A full-page PNG (Chrome DevTools' capture beyond the viewport)."""
-    import base64
-
-    metrics = browser.execute_cdp_cmd("Page.getLayoutMetrics", {})
-    size = metrics.get("cssContentSize") or metrics["contentSize"]
-    shot = browser.execute_cdp_cmd(
-        "Page.captureScreenshot",
-        {"format": "png", "captureBeyondViewport": True,
-         "clip": {"x": 0, "y": 0, "width": size["width"], "height": size["height"], "scale": 1}},
-    )
+    """A full-page PNG: the window is stretched to the page's height for the shot, then restored."""
+    size = browser.get_window_size()
+    height = browser.execute_script("return document.documentElement.scrollHeight")
+    browser.set_window_size(size["width"], min(max(height, size["height"]), 16000))
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_bytes(base64.b64decode(shot["data"]))
+    browser.save_screenshot(str(path))
+    browser.set_window_size(size["width"], size["height"])
 
 
 @pytest.fixture(scope="session")
