@@ -1,141 +1,119 @@
-"""Training steps per second of the quantized MNIST convnet at batch 128: qatlib (JAX) vs PyTorch, on this CPU.
+"""The MNIST chapter's training speed on this CPU: qatlib vs PyTorch per step, the lock-step gain,
+and the ``paper`` preset end to end.
 
 Run by hand (not in CI), from the repository root::
 
     .venv/bin/pip install torch==2.13.0      # benchmark-only dependency (CPU build)
-    .venv/bin/python benchmarks/bench_mnist_step.py [--repeats 5] [--steps 20]
+    .venv/bin/python benchmarks/bench_mnist_step.py [--rounds 2] [--skip-paper]
 
-Measures, in one process and interleaved so that both frameworks see the same machine load:
+One run measures, interleaved round by round so that both frameworks see the same machine load
+(the best of ``--repeats`` timings of ``--steps`` steps is kept per round, the best round reported):
 
-* ``jax_straightforward``: one net, ``lax.conv`` convolutions and ``nn.max_pool`` (the obvious Flax code);
-* ``jax_qatlib``: one net as the library builds it (im2col convolutions, reshape-max pooling);
-* ``jax_separate_4`` / ``jax_one_call_4`` / ``jax_vmap_4``: four nets per step as four separately
-  jitted steps, as one jitted function holding the four steps (what ``train.make_lockstep_step``
-  does), and as one ``jax.vmap`` over stacked weights;
-* ``torch``: the same net in PyTorch with STE fake-quantized weights (exact Q(w) forward, gradient
-  masked to the representable range), SGD with momentum 0.9;
-* the float32 matmul peak (1024 x 1024 x 1024) of XLA and of PyTorch.
+* ``qatlib``: one training step of the 2-bit Chollet convnet as the library runs it
+  (:func:`qatlib.training.lockstep.make_lockstep_step`, the MNIST presets' ``microbatch``: 16 at
+  batch 128, 25 at batch 600), clipped STE, SGD with momentum 0.9, at batch 128 and 600;
+* ``qatlib_whole_batch``: the same step without micro-batching (``microbatch=0``), the library's
+  step before this benchmark's issue;
+* ``torch``: the same net in PyTorch (STE fake-quantized weights: exact Q(w) forward, gradient
+  masked to the representable range; ``torch.optim.SGD`` with momentum), the same batches;
+* ``lockstep``: the ``paper`` preset's seven nets (Q-hat-net, STE-net, lr-tweak, unadjusted; Adam's
+  three) at batch 600: one compiled call advancing all seven, against the seven single-net steps
+  called one after another; the gain is the ratio of their times;
+* ``paper``: ``python -m qatlib run mnist --preset paper --no-notebook`` in a subprocess: wall time
+  and peak resident memory, its metrics written to a temporary folder (``--paper-results`` keeps
+  them elsewhere). Skipped with ``--skip-paper``.
 
-Writes ``benchmarks/results/mnist_step.json``. Every step updates every quantized kernel with the
-clipped STE (PWL), SGD + momentum, lr 1e-3, batch 128 of random 28x28 images.
+Writes ``benchmarks/results/mnist_step.json`` with the machine, versions and load averages.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
+import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
-import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 
 from qatlib import estimators, models
+from qatlib.experiments import mnist
+from qatlib.experiments.comparison import comparison, q_hat
 from qatlib.report import artefacts as results
-from qatlib.training import lockstep as train
+from qatlib.training import lockstep, optimizers
 
-BATCH = 128
 ROOT = Path(__file__).resolve().parents[1]
+BATCHES = (128, 600)
+MICROBATCH = {128: mnist.PRESETS["default"].microbatch, 600: mnist.PRESETS["paper"].microbatch}
 
 
-# ------------------------------------------------------------------------------------- FLOPs
-def flops_per_step(batch: int = BATCH) -> float:
+def flops_per_step(batch: int) -> float:
     """Multiply-adds x 2 of the forward pass, x 3 for forward + both backward products."""
     conv = [(26 * 26, 9 * 1, 32), (11 * 11, 9 * 32, 64), (3 * 3, 9 * 64, 128)]
     forward = sum(positions * k * n for positions, k, n in conv) + 1152 * 10
     return 2.0 * 3.0 * forward * batch
 
 
-# ------------------------------------------------------------------------------------- JAX
-class StraightforwardNet(nn.Module):
-    """The obvious Flax code: lax convolutions and nn.max_pool (select-and-scatter backward)."""
-
-    @nn.compact
-    def __call__(self, x):
-        for index, features in enumerate((32, 64, 128)):
-            x = models.QuantizedConv(features, bits=2, estimator=estimators.PWL(), conv_impl="lax")(x)
-            x = nn.relu(x)
-            if index < 2:
-                x = nn.max_pool(x, (2, 2), (2, 2))
-        x = x.reshape(x.shape[0], -1)
-        return models.QuantizedDense(10, bits=2, estimator=estimators.PWL())(x)
+def _batch(batch: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(batch)
+    return {"image": rng.random((batch, 28, 28, 1), np.float32), "label": rng.integers(0, 10, batch).astype(np.int32)}
 
 
-def jax_step_fn(model):
-    optimizer = optax.sgd(1e-3, momentum=0.9)
-
-    def step(params, opt_state, x, y):
-        def loss(p):
-            return train.cross_entropy(model.apply({"params": p}, x), y)
-
-        value, grads = jax.value_and_grad(loss)(params)
-        updates, opt_state = optimizer.update(grads, opt_state, params)
-        return optax.apply_updates(params, updates), opt_state, value
-
-    return step, optimizer
-
-
-def time_calls(fn, args, steps: int, repeats: int) -> float:
-    """Best steps/s over ``repeats`` timings of ``steps`` calls (after one warm-up call)."""
-    out = fn(*args)
-    jax.block_until_ready(out)
+def best_rate(call, steps: int, repeats: int) -> float:
+    """Best calls per second over ``repeats`` timings of ``steps`` calls, after a warm-up call."""
+    jax.block_until_ready(call())
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(steps):
-            out = fn(*args)
+            out = call()
         jax.block_until_ready(out)
         best = max(best, steps / (time.perf_counter() - start))
     return best
 
 
-def jax_benchmarks(steps: int, repeats: int) -> dict[str, float]:
-    x = jax.random.uniform(jax.random.key(1), (BATCH, 28, 28, 1))
-    y = jax.random.randint(jax.random.key(2), (BATCH,), 0, 10)
-    out = {}
-    for name, model in (
-        ("jax_straightforward", StraightforwardNet()),
-        ("jax_qatlib", models.CholletConvNet(bits=2, estimator=estimators.PWL())),
-    ):
-        params = model.init(jax.random.key(0), x[:1])["params"]
-        step, optimizer = jax_step_fn(model)
-        out[name] = time_calls(jax.jit(step), (params, optimizer.init(params), x, y), steps, repeats)
-
+# ------------------------------------------------------------------------------------- qatlib
+def qatlib_rate(batch: int, microbatch: int, steps: int, repeats: int) -> float:
     model = models.CholletConvNet(bits=2, estimator=estimators.PWL())
-    step, optimizer = jax_step_fn(model)
-    params = [model.init(jax.random.key(i), x[:1])["params"] for i in range(4)]
-    states = [optimizer.init(p) for p in params]
-    jitted = jax.jit(step)
-
-    def separate(ps, ss, x, y):
-        return [jitted(p, s, x, y) for p, s in zip(ps, ss, strict=True)]
-
-    out["jax_separate_4"] = 4 * time_calls(separate, (params, states, x, y), steps, repeats)
-
-    def one_call(ps, ss, x, y):
-        return [step(p, s, x, y) for p, s in zip(ps, ss, strict=True)]
-
-    out["jax_one_call_4"] = 4 * time_calls(jax.jit(one_call), (params, states, x, y), steps, repeats)
-    stacked_p = jax.tree.map(lambda *leaves: jnp.stack(leaves), *params)
-    stacked_s = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)
-    vmapped = jax.jit(jax.vmap(step, in_axes=(0, 0, None, None)))
-    out["jax_vmap_4"] = 4 * time_calls(vmapped, (stacked_p, stacked_s, x, y), steps, repeats)
-    return out
+    data = _batch(batch)
+    params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
+    net = lockstep.Net("ste", model, optimizers.make_optimizer("sgd", 1e-3, 10_000, momentum=0.9))
+    step = lockstep.make_lockstep_step([net], microbatch=microbatch)
+    state = [lockstep.init_state(net, params)]
+    return best_rate(lambda: step(state, data)[0], steps, repeats)
 
 
-def jax_matmul_peak(repeats: int) -> float:
-    a = jax.random.normal(jax.random.key(0), (1024, 1024))
-    b = jax.random.normal(jax.random.key(1), (1024, 1024))
-    dot = jax.jit(jnp.dot)
-    return 2 * 1024**3 * time_calls(dot, (a, b), 20, repeats) / 1e9
+def lockstep_times(steps: int, repeats: int) -> dict[str, float]:
+    """Seconds per step of the paper preset's seven nets: together (one call) and one after another."""
+    config = mnist.PRESETS["paper"]
+    estimator = q_hat(config.sharpness, config.centre)
+    model = models.CholletConvNet(bits=2, estimator=estimator)
+    data = _batch(config.batch_size)
+    params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
+    quantizers = models.quantizer_tree(params, 2)
+    nets, states = [], []
+    for optimizer, lr in (("sgd", config.sgd_lr), ("adam", config.adam_lr)):
+        n, s, _ = comparison(optimizer, model, params, quantizers, estimator, lr, config.steps)
+        nets, states = nets + n, states + s
+    together = lockstep.make_lockstep_step(nets, microbatch=config.microbatch)
+    singles = [lockstep.make_lockstep_step([net], microbatch=config.microbatch) for net in nets]
+
+    def one_after_another():
+        return [single([state], data)[0] for single, state in zip(singles, states, strict=True)]
+
+    return {
+        "nets": len(nets),
+        "together_seconds": 1 / best_rate(lambda: together(states, data)[0], steps, repeats),
+        "one_after_another_seconds": 1 / best_rate(one_after_another, steps, repeats),
+    }
 
 
 # ------------------------------------------------------------------------------------- PyTorch
-def torch_benchmark(steps: int, repeats: int) -> tuple[float, float, str]:
+def torch_rate(batch: int, steps: int, repeats: int) -> tuple[float, str]:
     import torch
 
     torch.set_num_threads(os.cpu_count() or 1)
@@ -173,77 +151,102 @@ def torch_benchmark(steps: int, repeats: int) -> tuple[float, float, str]:
         QConv(64, 128, 3), torch.nn.ReLU(), torch.nn.Flatten(), QLinear(1152, 10),
     )
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
-    x = torch.rand(BATCH, 1, 28, 28)
-    y = torch.randint(0, 10, (BATCH,))
+    data = _batch(batch)
+    x = torch.from_numpy(data["image"]).permute(0, 3, 1, 2).contiguous()
+    y = torch.from_numpy(data["label"]).long()
 
     def step():
         optimizer.zero_grad(set_to_none=True)
         loss = torch.nn.functional.cross_entropy(net(x), y)
         loss.backward()
         optimizer.step()
+        return None
 
-    step()
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            step()
-        best = max(best, steps / (time.perf_counter() - start))
-    a, b = torch.randn(1024, 1024), torch.randn(1024, 1024)
-    torch.mm(a, b)
-    peak = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(20):
-            torch.mm(a, b)
-        peak = max(peak, 20 * 2 * 1024**3 / (time.perf_counter() - start) / 1e9)
-    return best, peak, torch.__version__
+    return best_rate(step, steps, repeats), torch.__version__
+
+
+# ------------------------------------------------------------------------------------- paper preset
+def paper_run(results_dir: str) -> dict[str, float]:
+    """Wall time and peak RSS of the ``paper`` preset run as a user runs it (subprocess)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    env = dict(os.environ, QATLIB_RESULTS_DIR=results_dir)
+    command = [sys.executable, "-m", "qatlib", "run", "mnist", "--preset", "paper", "--no-notebook"]
+    start = time.perf_counter()
+    subprocess.run(command, check=True, env=env, cwd=ROOT)
+    seconds = time.perf_counter() - start
+    peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    metrics = results.read_json(results.metrics_path("mnist", "paper", results_dir))
+    return {
+        "wall_seconds": seconds,
+        "train_seconds": metrics["train_seconds"],
+        "peak_rss_gib": peak_kib / 2**20,
+        "peak_rss_note": "" if peak_kib > before else "ru_maxrss did not grow: an earlier child was larger",
+        "metrics_file": str(results.metrics_path("mnist", "paper", results_dir)),
+        "command": " ".join(command[1:]),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=20, help="steps per timing")
-    parser.add_argument("--repeats", type=int, default=5, help="timings per measurement (best is kept)")
-    parser.add_argument("--rounds", type=int, default=2, help="interleaved JAX/PyTorch rounds (best is kept)")
+    parser.add_argument("--steps", type=int, default=10, help="steps per timing")
+    parser.add_argument("--repeats", type=int, default=3, help="timings per measurement (best is kept)")
+    parser.add_argument("--rounds", type=int, default=2, help="interleaved qatlib/PyTorch rounds (best is kept)")
+    parser.add_argument("--skip-paper", action="store_true", help="do not run the paper preset")
+    parser.add_argument("--paper-results", default=None, help="results folder of the paper run (default: a temporary one)")
     parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "mnist_step.json"))
     args = parser.parse_args(argv)
+    for name in ("steps", "repeats", "rounds"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
 
     load_before = os.getloadavg()
-    jax_rates: dict[str, float] = {}
-    torch_rate = torch_peak = 0.0
+    rates: dict[str, dict[str, float]] = {}
     torch_version = None
+    lock: dict[str, float] = {}
     for round_index in range(args.rounds):
-        for key, value in jax_benchmarks(args.steps, args.repeats).items():
-            jax_rates[key] = max(jax_rates.get(key, 0.0), value)
-        rate, peak, torch_version = torch_benchmark(args.steps, args.repeats)
-        torch_rate, torch_peak = max(torch_rate, rate), max(torch_peak, peak)
-        print(f"round {round_index + 1}: jax {jax_rates}, torch {torch_rate:.1f} steps/s", file=sys.stderr)
-    xla_peak = jax_matmul_peak(args.repeats)
-    flops = flops_per_step()
-    report = {
-        "what": "training steps/s of the 2-bit quantized Chollet MNIST convnet, batch 128, SGD+momentum, clipped STE",
-        "batch": BATCH,
-        "gflop_per_step": flops / 1e9,
-        "steps_per_second": {**jax_rates, "torch": torch_rate},
-        "gflops_achieved": {key: rate * flops / 1e9 for key, rate in {**jax_rates, "torch": torch_rate}.items()},
-        "ratio_qatlib_over_torch": jax_rates["jax_qatlib"] / torch_rate,
-        "ratio_best_lockstep_per_net_over_torch": max(
-            jax_rates["jax_separate_4"], jax_rates["jax_one_call_4"], jax_rates["jax_vmap_4"]
-        ) / 4 / torch_rate,
-        "fused_vs_separate": {
-            "one_call_over_separate": jax_rates["jax_one_call_4"] / jax_rates["jax_separate_4"],
-            "vmap_over_separate": jax_rates["jax_vmap_4"] / jax_rates["jax_separate_4"],
-            "note": "steps_per_second of the *_4 entries count net-steps (4 per call)",
-        },
-        "matmul_peak_gflops": {"xla": xla_peak, "torch": torch_peak},
+        for batch in BATCHES:
+            entry = rates.setdefault(str(batch), {})
+            measured = {
+                "qatlib": qatlib_rate(batch, MICROBATCH[batch], args.steps, args.repeats),
+                "qatlib_whole_batch": qatlib_rate(batch, 0, args.steps, args.repeats),
+            }
+            measured["torch"], torch_version = torch_rate(batch, args.steps, args.repeats)
+            for key, value in measured.items():
+                entry[key] = max(entry.get(key, 0.0), value)
+        times = lockstep_times(max(2, args.steps // 3), args.repeats)
+        for key in ("together_seconds", "one_after_another_seconds"):
+            lock[key] = min(lock.get(key, np.inf), times[key])
+        lock["nets"] = times["nets"]
+        print(f"round {round_index + 1}: {rates}, lock-step {lock}", file=sys.stderr)
+
+    report: dict = {
+        "what": "training steps/s of the 2-bit quantized Chollet MNIST convnet, SGD+momentum, clipped STE; "
+                "the paper preset's lock-step gain and wall time",
+        "steps_per_second": rates,
+        "microbatch": {str(b): m for b, m in MICROBATCH.items()},
+        "gflops_achieved": {b: {k: v * flops_per_step(int(b)) / 1e9 for k, v in r.items()} for b, r in rates.items()},
+        "ratio_qatlib_over_torch": {b: r["qatlib"] / r["torch"] for b, r in rates.items()},
+        "ratio_microbatch_over_whole_batch": {b: r["qatlib"] / r["qatlib_whole_batch"] for b, r in rates.items()},
+        "lockstep": {**lock, "gain_together_over_one_after_another": lock["one_after_another_seconds"] / lock["together_seconds"]},
+    }
+    if not args.skip_paper:
+        with tempfile.TemporaryDirectory() as tmp:
+            report["paper_preset"] = paper_run(args.paper_results or tmp)
+    report.update({
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
         "machine": results.device_info(),
         "versions": {**results.package_versions(), "torch": torch_version},
         "settings": {"steps": args.steps, "repeats": args.repeats, "rounds": args.rounds},
-    }
+    })
     path = results.write_json(args.output, report)
-    print(f"qatlib {jax_rates['jax_qatlib']:.1f} steps/s, torch {torch_rate:.1f} steps/s "
-          f"(ratio {report['ratio_qatlib_over_torch']:.2f}); matmul peak XLA {xla_peak:.0f} GFLOP/s; wrote {path}")
+    for b, r in rates.items():
+        print(f"batch {b}: qatlib {r['qatlib']:.1f} steps/s (whole batch {r['qatlib_whole_batch']:.1f}), "
+              f"torch {r['torch']:.1f}: ratio {r['qatlib'] / r['torch']:.2f}")
+    print(f"lock-step gain (7 nets together vs one after another): {report['lockstep']['gain_together_over_one_after_another']:.2f}")
+    if "paper_preset" in report:
+        p = report["paper_preset"]
+        print(f"paper preset: {p['wall_seconds'] / 60:.1f} min wall, peak RSS {p['peak_rss_gib']:.2f} GiB")
+    print(f"wrote {path}")
     return 0
 
 

@@ -279,3 +279,12 @@ def test_bad_mnist_data_is_refused_before_training(tmp_path):
     config = config_lib.resolve(PRESETS, "quick", {"data_dir": str(tmp_path)})
     with pytest.raises(data.CorruptDataError, match="train-images-idx3-ubyte.gz is corrupt"):
         config.preflight()
+
+
+def test_microbatch_must_divide_the_batch_and_the_error_says_so():
+    from qatlib.experiments import config as presets
+
+    assert mnist.PRESETS["paper"].microbatch == 25 and 600 % 25 == 0
+    assert all(p.microbatch == 0 for name, p in mnist.PRESETS.items() if name != "paper")  # committed artefacts
+    with pytest.raises(ValueError, match="microbatch must divide batch_size.*7 does not divide 600"):
+        presets.resolve(mnist.PRESETS, "paper", {"microbatch": 7})

@@ -218,3 +218,57 @@ def test_trainer_rejects_bad_input_before_training():
             {"image": np.zeros((2, 5), np.float32), "label": np.zeros(2, np.int32)}]
     with pytest.raises(ValueError, match="must not grow"):
         evaluate(state, grow)
+
+
+def _two_nets():
+    return [
+        lockstep.Net("sgd", Tiny(), optimizers.make_optimizer("sgd", 0.1, total_steps=20, momentum=0.9)),
+        lockstep.Net("adam", Tiny(), optimizers.make_optimizer("adam", 0.01, total_steps=20)),
+    ]
+
+
+def _run(nets, microbatch, steps=5):
+    states = [lockstep.init_state(net, tiny_params(i)) for i, net in enumerate(nets)]
+    step = lockstep.make_lockstep_step(nets, microbatch=microbatch)
+    logs = []
+    for batch in itertools.islice(stream(batch=16), steps):
+        states, log, _ = step(states, batch)
+        logs.append(log)
+    return states, logs
+
+
+@pytest.mark.parametrize("microbatch", [2, 4, 8])
+def test_microbatched_gradients_equal_the_whole_batch_to_float32_rounding(microbatch):
+    """Summing the chunks' gradients is the batch gradient in another order: every parameter, loss
+    and accuracy agrees with the one-shot step to float32 rounding, for SGD and Adam, over 5 steps."""
+    nets = _two_nets()
+    whole, whole_logs = _run(nets, 0)
+    chunked, chunked_logs = _run(nets, microbatch)
+    for a, b in zip(whole, chunked, strict=True):
+        for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+            np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6)
+    for a, b in zip(whole_logs, chunked_logs, strict=True):
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-6)
+        np.testing.assert_array_equal(a["accuracy"], b["accuracy"])
+
+
+def test_one_chunk_is_the_whole_batch_bit_for_bit():
+    nets = _two_nets()
+    whole, _ = _run(nets, 0)
+    single, _ = _run(nets, 16)
+    for a, b in zip(whole, single, strict=True):
+        for x, y in zip(jax.tree.leaves(a.params), jax.tree.leaves(b.params), strict=True):
+            np.testing.assert_array_equal(x, y)
+
+
+def test_microbatch_is_refused_where_it_would_change_the_step():
+    nets = _two_nets()
+    with pytest.raises(ValueError, match="microbatch must divide the batch size: 5 does not divide 16"):
+        _run(nets, 5, steps=1)
+    with pytest.raises(ValueError, match="microbatch must be >= 0"):
+        lockstep.make_lockstep_step(nets, microbatch=-1)
+    bn = lockstep.Net("bn", TinyBN(), optimizers.make_optimizer("sgd", 0.1, total_steps=5))
+    variables = TinyBN().init(jax.random.key(0), jnp.zeros((2, 5)))
+    state = lockstep.init_state(bn, variables["params"], variables["batch_stats"])
+    with pytest.raises(ValueError, match="BatchNorm"):
+        lockstep.make_lockstep_step([bn], microbatch=4)([state], next(stream()))
