@@ -12,7 +12,6 @@ rough stand-in for the matmul work of a training step on that many weights.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path

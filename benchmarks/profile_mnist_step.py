@@ -28,7 +28,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +41,10 @@ VARIANTS = {
 
 
 def best_rate(fn, args, steps: int, repeats: int) -> float:
-    """Best calls per second over ``repeats`` timings of ``steps`` calls, after a warm-up call."""
-    import jax
+    """``fn(*args)``'s best calls per second: the timing loop of ``bench_mnist_step.best_rate``."""
+    from bench_mnist_step import best_rate as rate  # benchmarks/ is on sys.path: the script's folder
 
-    jax.block_until_ready(fn(*args))
-    best = 0.0
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(steps):
-            out = fn(*args)
-        jax.block_until_ready(out)
-        best = max(best, steps / (time.perf_counter() - start))
-    return best
+    return rate(lambda: fn(*args), steps, repeats)
 
 
 def measure(batch: int, steps: int, repeats: int) -> dict[str, float]:
@@ -62,7 +53,7 @@ def measure(batch: int, steps: int, repeats: int) -> dict[str, float]:
     import jax.numpy as jnp
     import optax
 
-    from qatlib import estimators, models
+    from qatlib import models
     from qatlib.experiments import mnist
     from qatlib.experiments.comparison import comparison, q_hat, ste_partner
     from qatlib.models import layers
