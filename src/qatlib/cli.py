@@ -16,7 +16,7 @@ Chapters are a registry: adding one is one line in :data:`CHAPTERS`.
 >>> parse_args(["run", "mnist", "--preset", "quick", "-p", "steps", "5"]).parameters
 [['steps', '5']]
 >>> sorted(CHAPTERS)
-['intuition', 'mnist', 'resnet50', 'theorems']
+['beyond', 'intuition', 'mnist', 'resnet50', 'theorems']
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ CHAPTERS: dict[str, Chapter] = {
     "theorems": Chapter("book/theorems.md", "qatlib.experiments.theorems:PRESETS"),
     "mnist": Chapter("book/mnist.md", "qatlib.experiments.mnist:PRESETS", "qatlib.report.measure:measure_mnist"),
     "resnet50": Chapter("book/resnet50.md", "qatlib.experiments.resnet50:PRESETS", "qatlib.report.measure:measure_resnet50"),
+    "beyond": Chapter("book/beyond.md", "qatlib.experiments.beyond:PRESETS", "qatlib.report.measure:measure_beyond"),
 }
 
 

@@ -56,6 +56,7 @@ __all__ = [
     "DSQ",
     "CENTRES",
     "EDE",
+    "Scaled",
     "Custom",
     "get",
     "names",
@@ -472,6 +473,40 @@ class EDE(Estimator):
 
     def binary_integral(self, x: Array, quantizer: UniformQuantizer) -> Array:
         return self.boundary_integral(x)
+
+
+# ------------------------------------------------------------------------------------------ Scaled
+@dataclasses.dataclass(frozen=True)
+class Scaled(Estimator):
+    """``factor`` times another estimator's Q̂': e.g. the STE with slope α, which is how the
+    authors' code applies α (on the estimator's slope rather than on the learning rate).
+
+    The two are the same update for plain SGD; with an L2 term (g + λw) they differ, since only
+    the learning rate also scales λw. Not in the registry (it wraps an instance).
+
+    >>> from qatlib.quantizers import UniformQuantizer
+    >>> float(Scaled(PWL(), 0.5).derivative(jnp.array(0.2), UniformQuantizer.from_bits(2, 1.0)))
+    0.5
+    """
+
+    base: Estimator
+    factor: float
+    name: ClassVar[str] = "scaled"
+
+    def __post_init__(self) -> None:
+        if not (math.isfinite(self.factor) and self.factor > 0):
+            raise ValueError(f"Scaled needs factor > 0, got {self.factor!r}")
+
+    @property
+    def is_cyclical(self) -> bool:  # type: ignore[override]
+        return self.base.is_cyclical
+
+    @property
+    def clips(self) -> bool:  # type: ignore[override]
+        return self.base.clips
+
+    def derivative(self, w: ArrayLike, quantizer: UniformQuantizer) -> Array:
+        return self.factor * self.base.derivative(w, quantizer)
 
 
 # ------------------------------------------------------------------------------------------ Custom

@@ -105,37 +105,42 @@ def comparison(
     *,
     lr_tweak: float = LR_TWEAK,
     make_optimizer: Callable[..., Any] = optimizers.make_optimizer,
+    label: str | None = None,
 ) -> tuple[list[lockstep.Net], list[lockstep.TrainState], list[Pair]]:
     """The nets, initial states and pairs of one optimizer's experiments (see the table above).
 
     ``model`` is a Flax module with an ``estimator`` field (Q-hat-net); its STE-net is
-    ``model.clone(estimator=ste_partner(...))``.
+    ``model.clone(estimator=ste_partner(...))``. ``optimizer`` is any name of
+    :data:`qatlib.training.optimizers.FAMILIES`: an ``"sgd"``-family optimizer gets the SGD
+    experiments (M and α), any other the Adam ones. Nets and pairs are named by ``label``
+    (default: the optimizer's name), e.g. ``"sgd/q_net"``.
     """
-    if optimizer not in EXPERIMENTS:
-        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(EXPERIMENTS)}")
+    if optimizer not in optimizers.FAMILIES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {sorted(optimizers.FAMILIES)}")
+    linear = optimizers.family(optimizer) == "sgd"
+    label = label or optimizer
     q_model = model.clone(estimator=estimator)
     ste_model = model.clone(estimator=ste_partner(estimator, quantizers))
 
     def net(name: str, module: Any, lr: float, lr_scale: PyTree | None = None) -> lockstep.Net:
-        return lockstep.Net(f"{optimizer}/{name}", module, make_optimizer(optimizer, lr, total_steps, lr_scale=lr_scale))
+        return lockstep.Net(f"{label}/{name}", module, make_optimizer(optimizer, lr, total_steps, lr_scale=lr_scale))
 
     nets = [net("q_net", q_model, learning_rate)]
     starts = [params0]
     pairs = []
-    if optimizer == "sgd":
+    if linear:
         nets.append(net("ste_net", ste_model, learning_rate, optimizers.alpha_scale_tree(params0, quantizers, estimator)))
         starts.append(map_quantized(lambda q, w: metrics.weight_map_jit(w, q, estimator), quantizers, params0))
     else:
         nets.append(net("ste_net", ste_model, learning_rate))
         starts.append(params0)
-    pairs.append(Pair(optimizer, "baseline", nets[0].name, nets[1].name, mapped=optimizer == "sgd"))
+    pairs.append(Pair(label, "baseline", nets[0].name, nets[1].name, mapped=linear))
     nets.append(net("q_net_lr_tweak", q_model, learning_rate * lr_tweak))
     starts.append(params0)
-    pairs.append(Pair(optimizer, "lr_tweak", nets[0].name, nets[2].name, mapped=False))
-    if optimizer == "sgd":
+    pairs.append(Pair(label, "lr_tweak", nets[0].name, nets[2].name, mapped=False))
+    if linear:
         nets.append(net("ste_net_unadjusted", ste_model, learning_rate))
         starts.append(params0)
-        pairs.append(Pair(optimizer, "unadjusted", nets[0].name, nets[3].name, mapped=False))
+        pairs.append(Pair(label, "unadjusted", nets[0].name, nets[3].name, mapped=False))
     states = [lockstep.init_state(n, p) for n, p in zip(nets, starts, strict=True)]
     return nets, states, pairs
-

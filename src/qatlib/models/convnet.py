@@ -7,7 +7,7 @@ from typing import Any
 import flax.linen as nn
 import jax
 
-from qatlib.models.layers import QuantizedConv, QuantizedDense, max_pool
+from qatlib.models.layers import QuantizedConv, QuantizedDense, max_pool, quantizer_tree
 
 __all__ = ["CholletConvNet"]
 
@@ -19,7 +19,8 @@ class CholletConvNet(nn.Module):
 
     conv 3x3 (32) -> ReLU -> max-pool 2 -> conv 3x3 (64) -> ReLU -> max-pool 2 -> conv 3x3 (128)
     -> ReLU -> flatten -> dense (10 logits). All four kernels are quantized with ``bits`` bits over
-    their He-uniform ranges; the estimator Q-hat is ``estimator``. Input: (batch, 28, 28, 1) in [0, 1].
+    their He-uniform ranges (``quantize_dense=False`` keeps the dense kernel in full precision, as
+    the authors' code does); the estimator Q-hat is ``estimator``. Input: (batch, 28, 28, 1) in [0, 1].
     """
 
     bits: int | None = 2
@@ -27,6 +28,7 @@ class CholletConvNet(nn.Module):
     features: tuple[int, ...] = (32, 64, 128)
     num_classes: int = 10
     conv_impl: str = "im2col"
+    quantize_dense: bool = True
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -40,4 +42,14 @@ class CholletConvNet(nn.Module):
             if index < len(self.features) - 1:
                 x = max_pool(x, 2)
         x = x.reshape(x.shape[0], -1)
-        return QuantizedDense(self.num_classes, bits=self.bits, estimator=self.estimator, name="dense")(x)
+        dense_bits = self.bits if self.quantize_dense else None
+        return QuantizedDense(self.num_classes, bits=dense_bits, estimator=self.estimator, name="dense")(x)
+
+    def quantizers(self, params: Any) -> Any:
+        """The per-leaf quantizer tree of ``params`` (``None`` on biases, and on the dense kernel
+        when ``quantize_dense`` is False)."""
+
+        def quantized(path: tuple[str, ...], leaf: Any) -> bool:
+            return path[-1] == "kernel" and (self.quantize_dense or path[0] != "dense")
+
+        return quantizer_tree(params, self.bits, quantized)

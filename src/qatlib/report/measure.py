@@ -10,11 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from qatlib.experiments.beyond import BeyondConfig, run_sweep
 from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist
 from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
 from qatlib.report import artefacts
 
-__all__ = ["mnist_artefact", "measure_mnist", "resnet50_artefact", "measure_resnet50"]
+__all__ = ["mnist_artefact", "measure_mnist", "resnet50_artefact", "measure_resnet50", "measure_beyond"]
 
 
 def mnist_artefact(run: MNISTRun, preset: str) -> dict[str, Any]:
@@ -56,3 +57,22 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
     checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, config)) if config.checkpoint_every else None
     out = resnet50_artefact(run_experiment(config, progress=progress, checkpoint_dir=checkpoints), config, preset)
     return out, artefacts.write_json(artefacts.output_path("resnet50", preset), out)
+
+
+def measure_beyond(config: BeyondConfig, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
+    """Run the sweep of ``config`` (resuming: every finished run is cached under ``runs/checkpoints``)
+    and write ``{"runs": [...], "provenance": ...}``: ``(artefact, path)``."""
+    del progress  # the config's own ``progress`` field decides
+    import time
+
+    start = time.perf_counter()
+    runs = run_sweep(config, cache_dir=artefacts.checkpoint_dir("beyond", preset, config))
+    out = {
+        "runs": runs,
+        "provenance": artefacts.provenance(
+            data={"source": "idx", "train": 60_000, "val": 10_000, "eval_examples": config.eval_examples},
+            steps=config.steps, seconds=time.perf_counter() - start, config=config, preset=preset,
+            train_seconds=sum(run["seconds"] for run in runs),
+        ),
+    }
+    return out, artefacts.write_json(artefacts.output_path("beyond", preset), out)

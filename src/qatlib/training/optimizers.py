@@ -8,6 +8,13 @@
   optional tree parallel to the params of per-leaf learning-rate factors: STE-net's ``alpha * eta``
   on the quantized kernels (Table 1) is ``lr_scale = alpha_scale_tree(...)``.
 * :data:`LR_TWEAK`: the lr-tweak net's factor, "a learning rate increase of 1%".
+
+Beyond the paper (the "When is the STE enough?" chapter): ``make_optimizer`` also builds Nesterov
+momentum (``nesterov=True``), AdamW, signSGD and Lion, and a coupled L2 term (``weight_decay``:
+g + λw, before the optimizer); :data:`FAMILIES` says which recipe each follows (``"sgd"``: M and
+α apply, Theorem 5.1; ``"adam"``: nothing changes, Theorem 5.2, and the sign-based optimizers,
+whose update is invariant to a positive per-weight gradient factor). :func:`scale_by_derivative`
+is the momentum-lag diagnostic's transformation: updates times Q̂'(w) at the current weights.
 """
 
 from __future__ import annotations
@@ -20,11 +27,36 @@ import optax
 from qatlib.mirror import alpha
 from qatlib.quantizers import map_quantized
 
-__all__ = ["WARMUP_FRACTION", "LR_TWEAK", "warmup_cosine_schedule", "make_optimizer", "scale_by_tree", "alpha_scale_tree"]
+__all__ = [
+    "WARMUP_FRACTION",
+    "LR_TWEAK",
+    "FAMILIES",
+    "family",
+    "warmup_cosine_schedule",
+    "make_optimizer",
+    "scale_by_tree",
+    "scale_by_derivative",
+    "alpha_scale_tree",
+]
 
 PyTree = Any
 
 WARMUP_FRACTION = 0.02
+
+#: The recipe each optimizer follows: "sgd" (linear in the gradients: M and α, Theorem 5.1) or
+#: "adam" (invariant to a positive per-weight gradient scale, to O(η): change nothing, Theorem 5.2).
+FAMILIES: dict[str, str] = {"sgd": "sgd", "adam": "adam", "adamw": "adam", "signsgd": "adam", "lion": "adam"}
+
+
+def family(name: str) -> str:
+    """``"sgd"`` or ``"adam"``: which of the paper's recipes the optimizer ``name`` follows.
+
+    >>> family("lion"), family("sgd")
+    ('adam', 'sgd')
+    """
+    if name not in FAMILIES:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(FAMILIES)}")
+    return FAMILIES[name]
 
 
 def warmup_cosine_schedule(
@@ -70,27 +102,63 @@ def make_optimizer(
     total_steps: int,
     *,
     momentum: float = 0.9,
+    nesterov: bool = False,
     b1: float = 0.9,
     b2: float = 0.95,
+    weight_decay: float = 0.0,
     warmup_fraction: float = WARMUP_FRACTION,
     lr_scale: PyTree | None = None,
 ) -> optax.GradientTransformation:
-    """SGD + momentum or Adam on :func:`warmup_cosine_schedule`, optionally with per-leaf lr factors.
+    """An optax optimizer of :data:`FAMILIES` on :func:`warmup_cosine_schedule`, optionally with per-leaf lr factors.
 
-    SGD with momentum (Eq. 3 with a velocity): ``v <- momentum * v + g; w <- w - eta_t * lr_scale * v``.
-    Adam: optax's ``adam(eta_t, b1, b2)`` then ``* lr_scale``.
+    * ``"sgd"``: ``v <- momentum * v + g; w <- w - eta_t * lr_scale * v`` (Eq. 3 with a velocity;
+      ``nesterov=True`` gives Nesterov's look-ahead form);
+    * ``"adam"``: optax's ``adam(eta_t, b1, b2)``; ``"adamw"``: ``adamw`` with decoupled decay ``weight_decay``;
+    * ``"signsgd"``: ``w <- w - eta_t * sign(g)``; ``"lion"``: optax's ``lion(eta_t, b1, b2=0.99)``.
+
+    ``weight_decay`` > 0 on ``"sgd"``/``"adam"``/``"signsgd"`` is a coupled L2 term: the gradient
+    becomes g + λw before the optimizer (so ``lr_scale`` multiplies both); on ``"adamw"`` and
+    ``"lion"`` it is their own decoupled decay. The result of ``lr_scale=None`` and no decay is
+    exactly the optax optimizer (the committed artefacts were made with it).
     """
     schedule = warmup_cosine_schedule(learning_rate, total_steps, warmup_fraction)
+    if weight_decay < 0:
+        raise ValueError(f"weight_decay must be >= 0, got {weight_decay}")
+    coupled = weight_decay > 0 and name in ("sgd", "adam", "signsgd")
     if name == "sgd":
-        base = optax.sgd(schedule, momentum=momentum)
+        base = optax.sgd(schedule, momentum=momentum, nesterov=nesterov)
     elif name == "adam":
         base = optax.adam(schedule, b1=b1, b2=b2)
+    elif name == "adamw":
+        base = optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay)
+    elif name == "signsgd":
+        base = optax.sign_sgd(schedule)
+    elif name == "lion":
+        base = optax.lion(schedule, b1=b1, weight_decay=weight_decay)
     else:
-        raise ValueError(f"unknown optimizer {name!r}; choose 'sgd' or 'adam'")
-    if lr_scale is None:
-        return base
-    return optax.chain(base, scale_by_tree(lr_scale))
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(FAMILIES)}")
+    parts = [optax.add_decayed_weights(weight_decay)] if coupled else []
+    parts.append(base)
+    if lr_scale is not None:
+        parts.append(scale_by_tree(lr_scale))
+    return parts[0] if len(parts) == 1 else optax.chain(*parts)
 
+
+def scale_by_derivative(quantizers: PyTree, estimator: Any) -> optax.GradientTransformation:
+    """Multiply each quantized leaf's update by Q̂'(w) at the current weights (1 on other leaves).
+
+    The momentum-lag diagnostic: on STE gradients g = ∂L/∂Q(w), ``chain(trace(β),
+    scale_by_derivative(...), scale_by_learning_rate(η))`` is ``v <- βv + g; w <- w - η Q̂'(w) v``,
+    the Q̂-net whose M-image follows the STE-net with momentum exactly to first order (M' = α/Q̂').
+    """
+
+    def update_fn(updates: PyTree, state: optax.EmptyState, params: PyTree | None = None) -> tuple[PyTree, Any]:
+        if params is None:
+            raise ValueError("scale_by_derivative needs the params (Q̂' is evaluated at them)")
+        scaled = map_quantized(lambda q, update, w: update * estimator.derivative(w, q), quantizers, updates, params)
+        return scaled, state
+
+    return optax.GradientTransformation(lambda params: optax.EmptyState(), update_fn)
 
 
 LR_TWEAK = 1.01  # "a learning rate increase of 1% (chosen arbitrarily and only once)"
