@@ -130,7 +130,7 @@ class BeyondConfig(Config):
     steps: int = Field(400, ge=1)
     batch_size: int = Field(128, ge=1)
     microbatch: int = Field(16, ge=0)  # gradient chunks (0 = whole batch): same mean gradient, faster on a CPU
-    eval_examples: int = Field(10_000, ge=1, le=10_000)  # test images for each net's accuracy
+    eval_examples: int = Field(2_000, ge=1, le=10_000)  # test images for each net's accuracy (the first ones)
     log_points: int = Field(10, ge=1)  # E^(t) this many times along each run
     # section 1: learning rate
     lr_factors: tuple[float, ...] = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0)  # x REFERENCE_LR
