@@ -66,27 +66,34 @@ def weight_map_jit(w: jax.Array, quantizer: Any, estimator: Any) -> jax.Array:
 
 
 def normalized_alignment_errors(
-    params_a: PyTree, params_b: PyTree, quantizers: PyTree, estimator: Any = None
+    params_a: PyTree, params_b: PyTree, quantizers: PyTree, estimator: Any = None, *, scale: str = "range"
 ) -> dict[str, jax.Array]:
     """Per layer, E^(T) / (w_max - w_min) for every weight (Eq. 5).
 
     With ``estimator`` (Q-hat of net a), E = |M(w_a) - w_b| (SGD baseline: net b started at M(w^(0)));
-    without it, E = |w_a - w_b|.
+    without it, E = |w_a - w_b|. ``scale="mapped"`` divides a mapped E by M(w_max) - M(w_min)
+    instead: the width of the range in STE-net's coordinates, which differs from w_max - w_min
+    where M does not fix the range's ends (1-bit kernels, estimators that do not clip).
     """
+    if scale not in ("range", "mapped"):
+        raise ValueError(f"scale must be 'range' or 'mapped', got {scale!r}")
     flat_b = {path: leaf for path, leaf, _ in quantized_leaves(params_b, quantizers)}
     errors = {}
     for path, leaf_a, quantizer in quantized_leaves(params_a, quantizers):
         mapped = leaf_a if estimator is None else weight_map_jit(leaf_a, quantizer, estimator)
         lo, hi = quantizer.representable_range
+        if scale == "mapped" and estimator is not None:
+            lo, hi = (float(v) for v in weight_map_jit(jnp.asarray([lo, hi], jnp.float32), quantizer, estimator))
         errors[path] = jnp.abs(mapped - flat_b[path]) / (hi - lo)
     if not errors:
         raise ValueError("no quantized leaves: the quantizer tree is all None")
     return errors
 
 
-def E_bar(params_a: PyTree, params_b: PyTree, quantizers: PyTree, estimator: Any = None) -> float:
-    """Normalised weight alignment error E_bar: mean of E^(T)/(w_max - w_min) over all quantized weights."""
-    errors = normalized_alignment_errors(params_a, params_b, quantizers, estimator)
+def E_bar(params_a: PyTree, params_b: PyTree, quantizers: PyTree, estimator: Any = None, *, scale: str = "range") -> float:
+    """Normalised weight alignment error E_bar: mean of E^(T)/(w_max - w_min) over all quantized weights
+    (``scale``: see :func:`normalized_alignment_errors`)."""
+    errors = normalized_alignment_errors(params_a, params_b, quantizers, estimator, scale=scale)
     total = sum(float(jnp.sum(e)) for e in errors.values())
     return total / sum(int(e.size) for e in errors.values())
 

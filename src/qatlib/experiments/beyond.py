@@ -195,11 +195,11 @@ PRESETS: dict[str, BeyondConfig] = {
     ),
     "learning_rate": BeyondConfig(sections=("learning_rate",), steps=200),
     "momentum": BeyondConfig(sections=("momentum",)),
-    "bits": BeyondConfig(sections=("bits",)),
-    "shape": BeyondConfig(sections=("shape",), table_optimizers=("momentum",)),
-    "weight_decay": BeyondConfig(sections=("weight_decay",)),
-    "optimizers": BeyondConfig(sections=("optimizers",)),
-    "kernels": BeyondConfig(sections=("kernels",)),
+    "bits": BeyondConfig(sections=("bits",), steps=200),
+    "shape": BeyondConfig(sections=("shape",), steps=200, table_optimizers=("momentum",)),
+    "weight_decay": BeyondConfig(sections=("weight_decay",), steps=200),
+    "optimizers": BeyondConfig(sections=("optimizers",), steps=200),
+    "kernels": BeyondConfig(sections=("kernels",), steps=200),
 }
 PRESETS["default"] = PRESETS["quick"]  # a book build re-executes the quick sweep and reads the committed sections
 
@@ -310,6 +310,7 @@ def _pair_values(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, esti
     return {
         "E_bar": metrics.E_bar(a, b, quantizers, mapping),
         "E_bar_conv": metrics.E_bar(a, b, convs, mapping),
+        "E_bar_mapped_scale": metrics.E_bar(a, b, quantizers, mapping, scale="mapped"),
         "agreement": metrics.agreement(a, b, quantizers),
     }
 
@@ -347,7 +348,7 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
     finite = {name: _finite(p) for name, p in params.items()}
     out_pairs = {}
     for pair in pairs:
-        values: dict[str, Any] = {"E_bar": None, "E_bar_conv": None, "agreement": None}
+        values: dict[str, Any] = {"E_bar": None, "E_bar_conv": None, "E_bar_mapped_scale": None, "agreement": None}
         if finite[pair.net_a] and finite[pair.net_b]:
             values = _pair_values(pair, params, quantizers, estimator)
         values["E_t"] = [float(v) for v in result.log_values[pair.experiment]]
