@@ -118,3 +118,21 @@ def test_quantizer_tree_must_match_params():
         metrics.E_bar({"conv": params["conv"]}, params, quantizers)
     with pytest.raises(ValueError, match="no quantized"):
         metrics.E_bar(params, params, jax.tree.map(lambda _: None, params))
+
+
+def test_mapped_scale_divides_by_the_range_in_ste_net_coordinates():
+    params_a, quantizers = two_layer_tree(0)
+    params_b = two_layer_tree(1)[0]
+    # 2 bits: M fixes the range's ends, so both scales agree.
+    assert metrics.E_bar(params_a, params_b, quantizers, HTGE, scale="mapped") == pytest.approx(
+        metrics.E_bar(params_a, params_b, quantizers, HTGE), rel=1e-6
+    )
+    # 1 bit: M maps w_max far beyond itself; the mapped scale is that much wider.
+    q = qatlib.UniformQuantizer.from_bits(1, 0.5)
+    a, b = {"k": jnp.array([0.1, -0.3])}, {"k": jnp.array([0.2, 0.4])}
+    wide = float(metrics.weight_map_jit(jnp.array(0.5), q, HTGE))
+    assert wide > 5 * 0.5
+    ratio = metrics.E_bar(a, b, {"k": q}, HTGE) / metrics.E_bar(a, b, {"k": q}, HTGE, scale="mapped")
+    assert ratio == pytest.approx(wide / 0.5, rel=1e-5)
+    with pytest.raises(ValueError, match="scale must be 'range' or 'mapped'"):
+        metrics.E_bar(a, b, {"k": q}, HTGE, scale="bogus")

@@ -18,7 +18,7 @@ preset             what varies (every run: Q̂-net, STE-net by the paper's recip
 ``weight_decay``   an L2 term λw: α on STE-net's learning rate (scales λw too) vs on its slope
 ``optimizers``     Nesterov (SGD family: M and α), AdamW, signSGD and Lion (nothing changed)
 ``kernels``        the dense kernel quantized (this project) vs full precision (the authors' code)
-``quick``          a few runs of every section at 20 steps: the book build and CI (about a minute)
+``quick``          ten runs, one or two per section, at 20 steps: the book build and CI (about a minute)
 =================  =====================================================================================
 
 Every run is cached as soon as it finishes (``runs/checkpoints/beyond/<preset>/<key>/``, keyed by
@@ -152,6 +152,7 @@ class BeyondConfig(Config):
     # section 7: the dense kernel
     dense_quantized: tuple[bool, ...] = (True, False)
     progress: bool = True
+    cache: bool = True  # keep each finished run under runs/checkpoints (resume); quick re-runs everything
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> "BeyondConfig":
@@ -185,13 +186,16 @@ PRESETS: dict[str, BeyondConfig] = {
     "quick": BeyondConfig(
         **_QUICK,
         lr_factors=(0.1, 1.0),
-        lr_optimizers=("momentum", "adam"),
+        lr_optimizers=("momentum",),
         momenta=(0.0, 0.9),
         table_optimizers=("momentum",),
         bit_widths=(1,),
         sharpnesses=(22.0,),
+        shape_controls=False,
         weight_decays=(1e-2,),
+        extra_optimizers=("signsgd", "lion"),
         dense_quantized=(False,),
+        cache=False,
     ),
     "learning_rate": BeyondConfig(sections=("learning_rate",), steps=200),
     "momentum": BeyondConfig(sections=("momentum",)),

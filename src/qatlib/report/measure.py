@@ -66,7 +66,8 @@ def measure_beyond(config: BeyondConfig, preset: str, *, progress: bool = True) 
     import time
 
     start = time.perf_counter()
-    runs = run_sweep(config, cache_dir=artefacts.checkpoint_dir("beyond", preset, config))
+    cache = artefacts.checkpoint_dir("beyond", preset, config) if config.cache else None
+    runs = run_sweep(config, cache_dir=cache)
     out = {
         "runs": runs,
         "provenance": artefacts.provenance(
