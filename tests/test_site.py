@@ -47,12 +47,12 @@ CHROME_FLAGS = (
 )
 PAGES = (
     "book/intro.html", "book/intuition.html", "book/theorems.html",
-    "book/mnist.html", "book/resnet50.html", "book/bibliography.html",
+    "book/mnist.html", "book/resnet50.html", "book/beyond.html", "book/bibliography.html",
 )
 #: Pages whose text has display equations (the others may have inline maths only).
-DISPLAY_MATH = {"book/intuition.html", "book/theorems.html"}
+DISPLAY_MATH = {"book/intuition.html", "book/theorems.html", "book/beyond.html"}
 #: Pages that must show at least one figure.
-FIGURES = {"book/intuition.html", "book/theorems.html", "book/mnist.html", "book/resnet50.html"}
+FIGURES = {"book/intuition.html", "book/theorems.html", "book/mnist.html", "book/resnet50.html", "book/beyond.html"}
 
 
 def _unavailable(reason: str) -> None:
