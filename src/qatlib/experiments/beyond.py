@@ -10,6 +10,7 @@ cosine schedule), each over several seeds (``seed`` = the initialisation and the
 preset             what varies (every run: Q̂-net, STE-net by the paper's recipe, lr-tweak Q̂-net, ...)
 =================  =====================================================================================
 ``learning_rate``  η from 1/100 of the paper's up to 30x it, for plain SGD, SGD + momentum 0.9, Adam
+                   (``learning_rate_large``: 100x to 1000x, where training breaks)
 ``momentum``       β ∈ {0, 0.5, 0.9, 0.99} at a fixed step size η/(1-β) = 1e-2, plus the diagnostic
                    Q̂-net ``v <- βv + g; w <- w - η Q̂'(w) v`` (g = ∂L/∂Q(w)), paired with STE-net
 ``bits``           1, 2 and 4 bits: Table 4 for each (SGD + momentum and Adam)
@@ -198,6 +199,8 @@ PRESETS: dict[str, BeyondConfig] = {
         cache=False,
     ),
     "learning_rate": BeyondConfig(sections=("learning_rate",), steps=200),
+    # the learning_rate sweep continued to where training breaks (the chapter reads both)
+    "learning_rate_large": BeyondConfig(sections=("learning_rate",), steps=200, lr_factors=(100.0, 300.0, 1000.0)),
     "momentum": BeyondConfig(sections=("momentum",)),
     "bits": BeyondConfig(sections=("bits",), steps=200),
     "shape": BeyondConfig(sections=("shape",), steps=200, table_optimizers=("momentum",)),

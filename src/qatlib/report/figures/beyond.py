@@ -25,7 +25,7 @@ def _band(ax: Any, frame: Any, x_scale: float, colour: str, label: str, column: 
 @styled
 def learning_rate(frame: Any, series: Sequence[str], titles: dict[str, str], reference: dict[str, float]):
     """Ē against η/η_ref (log-log) per optimizer, mean over seeds with the min-max band, plus the
-    ratio Ē(baseline)/Ē(lr-tweak) beneath."""
+    ratios Ē(baseline)/Ē(lr-tweak) and Ē(unadjusted)/Ē(baseline) beneath."""
     fig, axes = figure(2, len(series), height=5.2, sharex=True)
     for column, name in enumerate(series):
         part = frame[frame.series == name]
@@ -40,18 +40,24 @@ def learning_rate(frame: Any, series: Sequence[str], titles: dict[str, str], ref
         ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
         if column == 0:
             ax.set_ylabel("Ē after training")
-        ratio = ratios(part, "baseline", "lr_tweak")
         ax = axes[1, column]
-        stats = ratio.groupby("x")["ratio"].agg(["mean", "min", "max"]).reset_index()
-        ax.plot(stats.x / reference[name], stats["mean"], marker="o", color="k", lw=1.5, ms=4)
-        ax.fill_between(stats.x / reference[name], stats["min"], stats["max"], color="k", alpha=0.15, lw=0)
+        for numerator, denominator, colour, label in (
+            ("baseline", "lr_tweak", "k", "recipe / 1.01η"),
+            ("unadjusted", "baseline", COLOURS["unadjusted"], "no M, α / recipe"),
+        ):
+            if not {numerator, denominator} <= set(part.experiment):
+                continue
+            stats = ratios(part, numerator, denominator).groupby("x")["ratio"].agg(["mean", "min", "max"]).reset_index()
+            ax.plot(stats.x / reference[name], stats["mean"], marker="o", color=colour, lw=1.5, ms=4, label=label)
+            ax.fill_between(stats.x / reference[name], stats["min"], stats["max"], color=colour, alpha=0.15, lw=0)
         ax.axhline(1.0, color="C3", lw=0.8, ls="--")
         ax.axvline(1.0, color="0.6", lw=0.8, ls=":")
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("η / the reference η")
         if column == 0:
-            ax.set_ylabel("Ē(recipe) / Ē(1.01η)")
+            ax.set_ylabel("ratio of Ē")
+            ax.legend(frameon=False, fontsize="small")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside lower center", ncol=2, frameon=False)
     return fig
