@@ -75,6 +75,9 @@ def test_points_cover_every_section_and_seed():
     momentum = [p for p in points if p.section == "momentum"]
     assert {round(p.spec.lr / (1 - p.spec.momentum), 12) for p in momentum} == {1e-2}  # fixed step size
     assert all(p.spec.diagnostic for p in momentum)
+    eta = beyond.points(beyond.PRESETS["momentum_lr"])
+    assert {p.series for p in eta} == {"eta"} and {p.spec.momentum for p in eta} == {0.9}
+    assert sorted({p.x for p in eta}) == pytest.approx([1e-5, 3e-5, 1e-4, 3e-4, 1e-3])
     assert len({p.key(config) for p in points}) == len(points)
 
 
@@ -85,7 +88,7 @@ def test_points_cover_every_section_and_seed():
         ({"microbatch": "7"}, "microbatch must divide batch_size"),
         ({"sections": "learning_rate,bogus"}, "sections"),
         ({"seeds": "1,1"}, "seeds must not repeat"),
-        ({"lr_factors": "0,1"}, "lr_factors must be positive"),
+        ({"lr_factors": "0,1"}, "lr_factors and diagnostic_lr_factors must be positive"),
     ],
 )
 def test_bad_parameters_are_refused_before_any_work(override, message):

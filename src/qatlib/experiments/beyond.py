@@ -13,6 +13,7 @@ preset             what varies (every run: Q̂-net, STE-net by the paper's recip
                    (``learning_rate_large``: 100x to 1000x, where training breaks)
 ``momentum``       β ∈ {0, 0.5, 0.9, 0.99} at a fixed step size η/(1-β) = 1e-2, plus the diagnostic
                    Q̂-net ``v <- βv + g; w <- w - η Q̂'(w) v`` (g = ∂L/∂Q(w)), paired with STE-net
+                   (``momentum_lr``: both against η at β = 0.9, section 1's grid below the reference)
 ``bits``           1, 2 and 4 bits: Table 4 for each (SGD + momentum and Adam)
 ``shape``          HTGE sharpness from soft to nearly flat between thresholds, the level-centred
                    phase, and EDE at 1 bit (Q̂' ≈ 0 inside the range: Assumption 5.1.1 fails)
@@ -138,6 +139,8 @@ class BeyondConfig(Config):
     lr_optimizers: tuple[LrOptimizer, ...] = ("sgd", "momentum", "adam")
     # section 2: momentum (step size eta / (1 - beta) held at REFERENCE_LR["sgd"])
     momenta: tuple[float, ...] = (0.0, 0.5, 0.9, 0.99)
+    # ...and at beta 0.9, the recipe and the diagnostic against eta (x REFERENCE_LR["momentum"])
+    diagnostic_lr_factors: tuple[float, ...] = ()
     # sections 3 and 7: the optimizers of Table 4
     table_optimizers: tuple[Literal["momentum", "adam"], ...] = ("momentum", "adam")
     # section 3: bit widths
@@ -161,15 +164,15 @@ class BeyondConfig(Config):
             raise ValueError(f"microbatch must divide batch_size (or be 0): {self.microbatch} does not divide {self.batch_size}")
         if any(not 0.0 <= beta < 1.0 for beta in self.momenta):
             raise ValueError(f"momenta must lie in [0, 1), got {self.momenta}")
-        if any(not factor > 0 for factor in self.lr_factors):
-            raise ValueError(f"lr_factors must be positive, got {self.lr_factors}")
+        if any(not factor > 0 for factor in (*self.lr_factors, *self.diagnostic_lr_factors)):
+            raise ValueError(f"lr_factors and diagnostic_lr_factors must be positive, got {self.lr_factors}, {self.diagnostic_lr_factors}")
         if any(bits < 1 for bits in self.bit_widths):
             raise ValueError(f"bit_widths must be >= 1, got {self.bit_widths}")
         if any(decay < 0 for decay in self.weight_decays):
             raise ValueError(f"weight_decays must be >= 0, got {self.weight_decays}")
         if any(not k > 0 for k in self.sharpnesses):
             raise ValueError(f"sharpnesses must be positive, got {self.sharpnesses}")
-        for name in ("sections", "seeds", "lr_factors", "momenta", "bit_widths", "sharpnesses", "weight_decays", "extra_optimizers", "lr_optimizers", "table_optimizers", "dense_quantized"):
+        for name in ("sections", "seeds", "lr_factors", "diagnostic_lr_factors", "momenta", "bit_widths", "sharpnesses", "weight_decays", "extra_optimizers", "lr_optimizers", "table_optimizers", "dense_quantized"):
             value = getattr(self, name)
             if len(set(value)) != len(value):
                 raise ValueError(f"{name} must not repeat a value, got {value}")
@@ -202,6 +205,8 @@ PRESETS: dict[str, BeyondConfig] = {
     # the learning_rate sweep continued to where training breaks (the chapter reads both)
     "learning_rate_large": BeyondConfig(sections=("learning_rate",), steps=200, lr_factors=(100.0, 300.0, 1000.0)),
     "momentum": BeyondConfig(sections=("momentum",)),
+    # the diagnostic against eta at beta 0.9 (section 1's grid and schedule): does it restore the order?
+    "momentum_lr": BeyondConfig(sections=("momentum",), steps=200, momenta=(), diagnostic_lr_factors=(0.01, 0.03, 0.1, 0.3, 1.0)),
     "bits": BeyondConfig(sections=("bits",), steps=200),
     "shape": BeyondConfig(sections=("shape",), steps=200, table_optimizers=("momentum",)),
     "weight_decay": BeyondConfig(sections=("weight_decay",), steps=200),
@@ -237,6 +242,9 @@ def points(config: BeyondConfig) -> list[Point]:
         elif section == "momentum":
             for beta in config.momenta:
                 add(section, "sgd", beta, optimizer="sgd", momentum=beta, lr=REFERENCE_LR["sgd"] * (1 - beta), diagnostic=True)
+            for factor in config.diagnostic_lr_factors:
+                lr = factor * REFERENCE_LR["momentum"]
+                add(section, "eta", lr, optimizer="sgd", momentum=0.9, lr=lr, diagnostic=True)
         elif section == "bits":
             for name in config.table_optimizers:
                 for bits in config.bit_widths:
