@@ -83,8 +83,8 @@ def test_adam_comparison_follows_table_2(setup):
     for a, b in zip(jax.tree.leaves(states[1].params), jax.tree.leaves(params0), strict=True):
         np.testing.assert_array_equal(a, b)
     assert not any(p.mapped for p in pairs)
-    with pytest.raises(ValueError, match="optimizer"):
-        comparison.comparison("lion", model, params0, quantizers, Q_HAT, 1e-4, 100)
+    with pytest.raises(ValueError, match="unknown optimizer .rmsprop."):
+        comparison.comparison("rmsprop", model, params0, quantizers, Q_HAT, 1e-4, 100)
 
 
 def test_run_mnist_writes_the_issue_json_layout(small_data):
