@@ -152,6 +152,8 @@ def format_ratio(mean: float, std: float | None = None) -> str:
     def fmt(value: float) -> str:
         if value == 0:
             return "0"
+        if abs(value) < 1e-3:
+            return f"{value:.1e}"
         digits = max(0, 1 - int(math.floor(math.log10(abs(value)))))
         return f"{value:.{digits}f}"
 
