@@ -283,10 +283,11 @@ def _diagnostic_net(label: str, model: Any, spec: Spec, quantizers: PyTree, esti
 
 
 def _uniform_alpha(quantizers: PyTree, estimator: Any) -> float:
-    values = {round(float(qatlib.alpha(q, estimator)), 6) for q in jax.tree.leaves(quantizers) if isinstance(q, qatlib.UniformQuantizer)}
-    if len(values) != 1:
+    """The one α of every layer (exact, not rounded: STE-net's α·η uses the exact value too)."""
+    values = [float(qatlib.alpha(q, estimator)) for q in jax.tree.leaves(quantizers) if isinstance(q, qatlib.UniformQuantizer)]
+    if max(values) - min(values) > 1e-6 * max(values):
         raise ValueError(f"α on the slope needs one α for every layer, got {sorted(values)}")
-    return values.pop()
+    return values[0]
 
 
 def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Estimator, list[lockstep.Net], list[lockstep.TrainState], list[Pair]]:
