@@ -69,7 +69,7 @@ class MNISTConfig(Config):
     estimator: EstimatorName = "htge"  # Q-hat: any registered estimator by name (HTGE reads sharpness and centre)
     sharpness: float = Field(5.5, gt=0, allow_inf_nan=False)  # HTGE k = sharpness / w_max per layer
     centre: Literal["threshold", "level"] = "threshold"  # where Q-hat' peaks (the paper's | a control)
-    conv_impl: Literal["im2col", "lax", "hybrid"] = "im2col"  # same function; "hybrid" is fastest on a CPU
+    conv_impl: Literal["im2col", "lax"] = "im2col"
     init_seed: int = 0
     # optimisation
     optimizers: tuple[Literal["sgd", "adam"], ...] = ("sgd", "adam")

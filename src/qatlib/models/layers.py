@@ -20,9 +20,7 @@ Layer API (shared by every model in the project, e.g. the ResNet50 of :mod:`qatl
   ``qatlib.alpha`` and the metrics take.
 * ``conv_impl="im2col"`` lowers a convolution to one matmul over extracted patches (faster on
   XLA:CPU, whose convolution weight-gradient is slow); ``"lax"`` uses ``lax.conv_general_dilated``
-  (the natural choice on GPU/TPU); ``"hybrid"`` runs ``lax`` forward and for the input's gradient
-  and im2col for the kernel's gradient (each where XLA:CPU is fastest). All give the same function
-  (to float32 rounding: the summation order differs).
+  (the natural choice on GPU/TPU). Both give the same function.
 
 >>> import jax, jax.numpy as jnp
 >>> from qatlib import estimators
@@ -37,7 +35,6 @@ Layer API (shared by every model in the project, e.g. the ResNet50 of :mod:`qatl
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -52,7 +49,6 @@ __all__ = [
     "he_uniform_bound",
     "kernel_quantizer",
     "quantizer_tree",
-    "CONV_IMPLS",
     "quantize_kernel",
     "QuantizedDense",
     "QuantizedConv",
@@ -147,18 +143,15 @@ class QuantizedDense(nn.Module):
         return y
 
 
-#: The convolution lowerings a :class:`QuantizedConv` accepts.
-CONV_IMPLS = ("im2col", "lax", "hybrid")
-
-
 def _same_padding(size: int, kernel: int, stride: int) -> tuple[int, int]:
     out = -(-size // stride)
     total = max((out - 1) * stride + kernel - size, 0)
     return total // 2, total - total // 2
 
 
-def _patches(x: Array, kh: int, kw: int, strides: tuple[int, int], padding: str) -> Array:
-    """The (batch, out_h, out_w, kh * kw * cin) patch matrix of an NHWC input (im2col)."""
+def _im2col_conv(x: Array, kernel: Array, strides: tuple[int, int], padding: str) -> Array:
+    """NHWC convolution (cross-correlation, like ``lax.conv``) as one matmul over patches."""
+    kh, kw, cin, cout = kernel.shape
     if padding == "SAME":
         ph = _same_padding(x.shape[1], kh, strides[0])
         pw = _same_padding(x.shape[2], kw, strides[1])
@@ -170,40 +163,8 @@ def _patches(x: Array, kh: int, kw: int, strides: tuple[int, int], padding: str)
         for i in range(kh)
         for j in range(kw)
     ]
-    return jnp.concatenate(patches, axis=-1) if len(patches) > 1 else patches[0]
-
-
-def _im2col_conv(x: Array, kernel: Array, strides: tuple[int, int], padding: str) -> Array:
-    """NHWC convolution (cross-correlation, like ``lax.conv``) as one matmul over patches."""
-    kh, kw, cin, cout = kernel.shape
-    return _patches(x, kh, kw, strides, padding) @ kernel.reshape(kh * kw * cin, cout)
-
-
-def _lax_conv(x: Array, kernel: Array, strides: tuple[int, int], padding: str) -> Array:
-    return jax.lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-
-
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _hybrid_conv(x: Array, kernel: Array, strides: tuple[int, int], padding: str) -> Array:
-    """``lax.conv`` forward and input gradient, im2col kernel gradient: on XLA:CPU the convolution
-    is fastest forward and the matmul over patches fastest for the kernel's gradient."""
-    return _lax_conv(x, kernel, strides, padding)
-
-
-def _hybrid_forward(x: Array, kernel: Array, strides: tuple[int, int], padding: str):
-    return _lax_conv(x, kernel, strides, padding), (x, kernel)
-
-
-def _hybrid_backward(strides: tuple[int, int], padding: str, residuals: tuple[Array, Array], g: Array):
-    x, kernel = residuals
-    kh, kw, cin, cout = kernel.shape
-    _, input_vjp = jax.vjp(lambda inputs: _lax_conv(inputs, kernel, strides, padding), x)
-    columns = _patches(x, kh, kw, strides, padding).reshape(-1, kh * kw * cin)
-    kernel_grad = (columns.T @ g.reshape(-1, cout)).reshape(kernel.shape)
-    return input_vjp(g)[0], kernel_grad
-
-
-_hybrid_conv.defvjp(_hybrid_forward, _hybrid_backward)
+    columns = jnp.concatenate(patches, axis=-1) if len(patches) > 1 else patches[0]
+    return columns @ kernel.reshape(kh * kw * cin, cout)
 
 
 class QuantizedConv(nn.Module):
@@ -225,13 +186,17 @@ class QuantizedConv(nn.Module):
     def __call__(self, x: Array) -> Array:
         if self.padding not in ("VALID", "SAME"):
             raise ValueError(f"padding must be 'VALID' or 'SAME', got {self.padding!r}")
-        if self.conv_impl not in CONV_IMPLS:
-            raise ValueError(f"conv_impl must be one of {CONV_IMPLS}, got {self.conv_impl!r}")
+        if self.conv_impl not in ("im2col", "lax"):
+            raise ValueError(f"conv_impl must be 'im2col' or 'lax', got {self.conv_impl!r}")
         shape = (*self.kernel_size, x.shape[-1], self.features)
         kernel = quantize_kernel(self.param("kernel", nn.initializers.he_uniform(), shape), self.bits, self.estimator)
         strides = tuple(self.strides)
-        convolve = {"im2col": _im2col_conv, "lax": _lax_conv, "hybrid": _hybrid_conv}[self.conv_impl]
-        y = convolve(x, kernel, strides, self.padding)
+        if self.conv_impl == "im2col":
+            y = _im2col_conv(x, kernel, strides, self.padding)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x, kernel, strides, self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
         if self.use_bias:
             y = y + self.param("bias", nn.initializers.zeros_init(), (self.features,))
         return y
