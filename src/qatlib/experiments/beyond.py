@@ -50,8 +50,8 @@ from pydantic import Field
 
 import qatlib
 from qatlib import data, estimators, metrics, models
-from qatlib.experiments.comparison import LR_TWEAK, Pair, comparison, q_hat, ste_partner
-from qatlib.experiments.config import Config
+from qatlib.experiments.comparison import Pair, comparison, pair_metrics, q_hat, ste_partner
+from qatlib.experiments.config import Config, check_microbatch
 from qatlib.report import artefacts
 from qatlib.training import lockstep, optimizers
 
@@ -160,8 +160,7 @@ class BeyondConfig(Config):
 
     @pydantic.model_validator(mode="after")
     def _check(self) -> "BeyondConfig":
-        if self.microbatch and self.batch_size % self.microbatch:
-            raise ValueError(f"microbatch must divide batch_size (or be 0): {self.microbatch} does not divide {self.batch_size}")
+        check_microbatch(self.microbatch, self.batch_size)
         if any(not 0.0 <= beta < 1.0 for beta in self.momenta):
             raise ValueError(f"momenta must lie in [0, 1), got {self.momenta}")
         if any(not factor > 0 for factor in (*self.lr_factors, *self.diagnostic_lr_factors)):
@@ -282,9 +281,14 @@ def _diagnostic_net(label: str, model: Any, spec: Spec, quantizers: PyTree, esti
     return lockstep.Net(f"{label}/diagnostic", model.clone(estimator=ste_partner(estimator, quantizers)), transform)
 
 
+def _layer_alphas(quantizers: PyTree, estimator: Any) -> list[float]:
+    """α (Eq. 4) of every quantized layer."""
+    return [float(qatlib.alpha(q, estimator)) for q in jax.tree.leaves(quantizers) if isinstance(q, qatlib.UniformQuantizer)]
+
+
 def _uniform_alpha(quantizers: PyTree, estimator: Any) -> float:
     """The one α of every layer (exact, not rounded: STE-net's α·η uses the exact value too)."""
-    values = [float(qatlib.alpha(q, estimator)) for q in jax.tree.leaves(quantizers) if isinstance(q, qatlib.UniformQuantizer)]
+    values = _layer_alphas(quantizers, estimator)
     if max(values) - min(values) > 1e-6 * max(values):
         raise ValueError(f"α on the slope needs one α for every layer, got {sorted(values)}")
     return values[0]
@@ -320,15 +324,10 @@ def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Es
 
 
 def _pair_values(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
-    a, b = params[pair.net_a], params[pair.net_b]
+    """The MNIST chapter's pair metrics, plus Ē in units of the range in STE-net's coordinates."""
     mapping = estimator if pair.mapped else None
-    convs = metrics.select_layers(quantizers, lambda path: path.startswith("conv"))
-    return {
-        "E_bar": metrics.E_bar(a, b, quantizers, mapping),
-        "E_bar_conv": metrics.E_bar(a, b, convs, mapping),
-        "E_bar_mapped_scale": metrics.E_bar(a, b, quantizers, mapping, scale="mapped"),
-        "agreement": metrics.agreement(a, b, quantizers),
-    }
+    mapped_scale = metrics.E_bar(params[pair.net_a], params[pair.net_b], quantizers, mapping, scale="mapped")
+    return {**pair_metrics(pair, params, quantizers, estimator), "E_bar_mapped_scale": mapped_scale}
 
 
 def _finite(tree: PyTree) -> bool:
@@ -352,7 +351,8 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
         values = {}
         for pair in pairs:
             ok = finite[pair.net_a] and finite[pair.net_b]
-            values[pair.experiment] = _pair_values(pair, params, quantizers, estimator)["E_bar"] if ok else float("nan")
+            mapping = estimator if pair.mapped else None
+            values[pair.experiment] = metrics.E_bar(params[pair.net_a], params[pair.net_b], quantizers, mapping) if ok else float("nan")
         return values
 
     result = lockstep.train_lockstep(
@@ -382,7 +382,7 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
             "train_loss": float(np.mean(result.logs["loss"][-tail:, index])),
             "finite": finite[net.name],
         }
-    alphas = {round(float(qatlib.alpha(q, estimator)), 6) for q in jax.tree.leaves(quantizers) if isinstance(q, qatlib.UniformQuantizer)}
+    alphas = {round(value, 6) for value in _layer_alphas(quantizers, estimator)}
     return {
         "pairs": out_pairs,
         "nets": out_nets,
@@ -405,8 +405,6 @@ def run_sweep(
     interrupted sweep loses at most the run in progress.
     """
     todo = points(config)
-    if dataset is None:
-        dataset = data.load_mnist("idx")
     cache = Path(cache_dir) if cache_dir is not None else None
     from tqdm.auto import tqdm
 
@@ -418,6 +416,8 @@ def run_sweep(
             outcome = artefacts.read_json(path)
         else:
             bar.set_postfix_str(f"{point.section} {point.series} x={point.x:g} seed={point.seed}")
+            if dataset is None:  # not before: a sweep resumed from a full cache trains nothing
+                dataset = data.load_mnist("idx")
             outcome = {**point.describe(), **run_point(point, config, dataset)}
             if path is not None:
                 artefacts.write_json(path, outcome)

@@ -50,6 +50,8 @@ __all__ = [
     "LayerwisePartner",
     "ste_partner",
     "comparison",
+    "conv_layers",
+    "pair_metrics",
 ]
 
 PyTree = Any
@@ -144,3 +146,22 @@ def comparison(
         pairs.append(Pair(label, "unadjusted", nets[0].name, nets[3].name, mapped=False))
     states = [lockstep.init_state(n, p) for n, p in zip(nets, starts, strict=True)]
     return nets, states, pairs
+
+
+def conv_layers(quantizers: PyTree) -> PyTree:
+    """The quantizer tree restricted to the convolution kernels (the layers the authors compared)."""
+    return metrics.select_layers(quantizers, lambda path: path.startswith("conv"))
+
+
+def pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
+    """Ē of a pair (through M when ``pair.mapped``) over all quantized kernels and over the conv
+    kernels only, and the quantized weight agreement over both."""
+    a, b = params[pair.net_a], params[pair.net_b]
+    mapping = estimator if pair.mapped else None
+    convs = conv_layers(quantizers)
+    return {
+        "E_bar": metrics.E_bar(a, b, quantizers, mapping),
+        "E_bar_conv": metrics.E_bar(a, b, convs, mapping),
+        "agreement": metrics.agreement(a, b, quantizers),
+        "agreement_conv": metrics.agreement(a, b, convs),
+    }

@@ -43,7 +43,7 @@ from qatlib import estimators
 PRESET_ENV = "QATLIB_PRESET"
 DEFAULT_PRESET = "default"
 
-__all__ = ["PRESET_ENV", "Config", "EstimatorName", "choose_preset", "resolve", "resolve_from_namespace"]
+__all__ = ["PRESET_ENV", "Config", "EstimatorName", "check_microbatch", "choose_preset", "resolve", "resolve_from_namespace"]
 
 C = TypeVar("C", bound="Config")
 
@@ -84,6 +84,22 @@ def _registered_estimator(value: str) -> str:
 
 #: A config field naming a registered estimator (:func:`qatlib.estimators.get`), case-insensitive.
 EstimatorName = typing.Annotated[str, pydantic.AfterValidator(_registered_estimator)]
+
+
+def check_microbatch(microbatch: int, batch_size: int) -> None:
+    """A config's gradient chunks must split its batch evenly (0 = the whole batch at once).
+
+    >>> check_microbatch(25, 600), check_microbatch(0, 7)
+    (None, None)
+    >>> check_microbatch(7, 600)
+    Traceback (most recent call last):
+    ...
+    ValueError: microbatch must divide batch_size (or be 0 for the whole batch): 7 does not divide 600
+    """
+    if microbatch and batch_size % microbatch:
+        raise ValueError(
+            f"microbatch must divide batch_size (or be 0 for the whole batch): {microbatch} does not divide {batch_size}"
+        )
 
 
 def choose_preset(preset: str | None) -> str:

@@ -47,8 +47,8 @@ from pydantic import Field
 
 import qatlib
 from qatlib import data, estimators, metrics, models
-from qatlib.experiments.comparison import LR_TWEAK, Pair, comparison, q_hat, ste_partner
-from qatlib.experiments.config import Config, EstimatorName
+from qatlib.experiments.comparison import LR_TWEAK, Pair, comparison, conv_layers, pair_metrics, q_hat, ste_partner
+from qatlib.experiments.config import Config, EstimatorName, check_microbatch
 from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers
 
@@ -95,11 +95,7 @@ class MNISTConfig(Config):
 
     @pydantic.model_validator(mode="after")
     def _microbatch_divides(self) -> "MNISTConfig":
-        if self.microbatch and self.batch_size % self.microbatch:
-            raise ValueError(
-                f"microbatch must divide batch_size (or be 0 for the whole batch): "
-                f"{self.microbatch} does not divide {self.batch_size}"
-            )
+        check_microbatch(self.microbatch, self.batch_size)
         return self
 
     @pydantic.field_validator("optimizers")
@@ -153,23 +149,6 @@ class MNISTRun:
     def layer_quantizers(self) -> dict[str, Any]:
         """``{layer name: quantizer}`` of the quantized kernels (e.g. ``{"conv_0": ...}``)."""
         return {path.split("/")[0]: q for path, _, q in quantized_leaves(self.quantizers, self.quantizers)}
-
-
-def conv_layers(quantizers: PyTree) -> PyTree:
-    """The quantizer tree restricted to the convolution kernels (the layers the authors compared)."""
-    return metrics.select_layers(quantizers, lambda path: path.startswith("conv"))
-
-
-def _pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
-    """Ē over all quantized kernels and over the conv kernels only, and the quantized weight agreement."""
-    a, b = params[pair.net_a], params[pair.net_b]
-    mapping = estimator if pair.mapped else None
-    return {
-        "E_bar": metrics.E_bar(a, b, quantizers, mapping),
-        "E_bar_conv": metrics.E_bar(a, b, conv_layers(quantizers), mapping),
-        "agreement": metrics.agreement(a, b, quantizers),
-        "agreement_conv": metrics.agreement(a, b, conv_layers(quantizers)),
-    }
 
 
 def run_mnist(
@@ -227,7 +206,7 @@ def run_mnist(
         params = {name: state.params for name, state in by_name.items()}
         values = {}
         for pair in pairs:
-            for key, value in _pair_metrics(pair, params, quantizers, estimator).items():
+            for key, value in pair_metrics(pair, params, quantizers, estimator).items():
                 values[f"{pair.optimizer}/{pair.experiment}/{key}"] = value
         return values
 
