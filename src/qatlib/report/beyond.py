@@ -35,6 +35,11 @@ __all__ = [
     "breaking_points",
     "format_ratio",
     "pair_history",
+    "ratio_stats",
+    "value_at",
+    "ratio_text",
+    "momentum_verdict",
+    "order_verdict",
 ]
 
 EXPERIMENT_LABELS = {
@@ -178,8 +183,13 @@ def ratio_stats(frame: Any, numerator: str, denominator: str = "lr_tweak", colum
     return summarise(ratios(frame, numerator, denominator, column))
 
 
-def _at(stats: Any, series: str, x: float) -> tuple[float, float]:
-    row = stats[(stats.series == series) & np.isclose(stats.x, x)]
+def _row(stats: Any, series: str, x: float) -> Any:
+    return stats[(stats.series == series) & np.isclose(stats.x, x)]
+
+
+def value_at(stats: Any, series: str, x: float) -> tuple[float, float]:
+    """(mean, sd) of one (series, x) of a :func:`summarise` table; NaNs when the sweep lacks it."""
+    row = _row(stats, series, x)
     if not len(row):
         return float("nan"), float("nan")
     return float(row["mean"].iloc[0]), float(row["std"].iloc[0])
@@ -187,14 +197,15 @@ def _at(stats: Any, series: str, x: float) -> tuple[float, float]:
 
 def ratio_text(stats: Any, series: str, x: float) -> str:
     """The mean ± sd ratio of one (series, x) as text ('n/a' when the sweep lacks it)."""
-    mean, std = _at(stats, series, x)
-    return format_ratio(mean, std) if math.isfinite(mean) or len(stats[(stats.series == series) & np.isclose(stats.x, x)]) else "n/a"
+    if not len(_row(stats, series, x)):
+        return "n/a"
+    return format_ratio(*value_at(stats, series, x))
 
 
 def momentum_verdict(stats_baseline: Any, stats_diagnostic: Any, beta: float = 0.9) -> str:
     """Does the diagnostic Q̂-net (Q̂' on the momentum buffer) close the gap at ``beta``?"""
-    base, _ = _at(stats_baseline, "sgd", beta)
-    diag, _ = _at(stats_diagnostic, "sgd", beta)
+    base, _ = value_at(stats_baseline, "sgd", beta)
+    diag, _ = value_at(stats_diagnostic, "sgd", beta)
     if not (math.isfinite(base) and math.isfinite(diag)):
         return "not measured"
     if diag <= 1.0 < base:

@@ -7,9 +7,11 @@ untracked ``runs/`` otherwise, so a book build never rewrites a committed artefa
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
+from qatlib import data
 from qatlib.experiments.beyond import BeyondConfig, run_sweep
 from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist
 from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
@@ -63,16 +65,18 @@ def measure_beyond(config: BeyondConfig, preset: str, *, progress: bool = True) 
     """Run the sweep of ``config`` (resuming: every finished run is cached under ``runs/checkpoints``)
     and write ``{"runs": [...], "provenance": ...}``: ``(artefact, path)``."""
     del progress  # the config's own ``progress`` field decides
-    import time
-
     start = time.perf_counter()
+    dataset = data.load_mnist("idx")
     cache = artefacts.checkpoint_dir("beyond", preset, config) if config.cache else None
-    runs = run_sweep(config, cache_dir=cache)
+    runs = run_sweep(config, cache_dir=cache, dataset=dataset)
+    described = {
+        "source": dataset.source, "note": dataset.note, "train": len(dataset.train_labels),
+        "val": len(dataset.val_labels), "eval_examples": config.eval_examples,
+    }
     out = {
         "runs": runs,
         "provenance": artefacts.provenance(
-            data={"source": "idx", "train": 60_000, "val": 10_000, "eval_examples": config.eval_examples},
-            steps=config.steps, seconds=time.perf_counter() - start, config=config, preset=preset,
+            data=described, steps=config.steps, seconds=time.perf_counter() - start, config=config, preset=preset,
             train_seconds=sum(run["seconds"] for run in runs),
         ),
     }
