@@ -24,6 +24,11 @@ One run measures, interleaved round by round so that both frameworks see the sam
   them elsewhere). Skipped with ``--skip-paper``.
 
 Writes ``benchmarks/results/mnist_step.json`` with the machine, versions and load averages.
+
+``--device gpu`` measures the same on a CUDA machine (``scripts/gpu_artefacts.sh`` runs it there):
+PyTorch on ``cuda``, qatlib with ``conv_impl="lax"`` (cuDNN convolutions) and whole-batch gradients
+(micro-batching is a CPU cache lever; on a GPU it would serialise small chunks), the paper preset
+with ``-p microbatch 0 -p conv_impl lax -p checkpoint_every 0``; it writes ``mnist_step_gpu.json``.
 """
 
 from __future__ import annotations
@@ -48,8 +53,17 @@ from qatlib.training import lockstep, optimizers
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCHES = (128, 600)
-#: Examples per gradient chunk: the paper preset's at 600; at 128 the best of 8, 16, 32 measured here (16).
-MICROBATCH = {128: 16, 600: mnist.PRESETS["paper"].microbatch}
+#: Per device: examples per gradient chunk (CPU: the paper preset's at 600; at 128 the best of 8,
+#: 16, 32 measured here, 16; GPU: the whole batch), the convolution lowering, and the paper preset's
+#: overrides (``-p NAME VALUE``).
+SETTINGS = {
+    "cpu": {"microbatch": {128: 16, 600: mnist.PRESETS["paper"].microbatch}, "conv_impl": "im2col", "paper": {}},
+    "gpu": {
+        "microbatch": {128: 0, 600: 0},
+        "conv_impl": "lax",
+        "paper": {"microbatch": "0", "conv_impl": "lax", "checkpoint_every": "0"},
+    },
+}
 
 
 def flops_per_step(batch: int) -> float:
@@ -64,22 +78,25 @@ def _batch(batch: int) -> dict[str, np.ndarray]:
     return {"image": rng.random((batch, 28, 28, 1), np.float32), "label": rng.integers(0, 10, batch).astype(np.int32)}
 
 
-def best_rate(call, steps: int, repeats: int) -> float:
-    """Best calls per second over ``repeats`` timings of ``steps`` calls, after a warm-up call."""
-    jax.block_until_ready(call())
+def best_rate(call, steps: int, repeats: int, sync=jax.block_until_ready) -> float:
+    """Best calls per second over ``repeats`` timings of ``steps`` calls, after a warm-up call.
+
+    ``sync(out)`` waits for the device to finish the last call's work before the clock stops.
+    """
+    sync(call())
     best = 0.0
     for _ in range(repeats):
         start = time.perf_counter()
         for _ in range(steps):
             out = call()
-        jax.block_until_ready(out)
+        sync(out)
         best = max(best, steps / (time.perf_counter() - start))
     return best
 
 
 # ------------------------------------------------------------------------------------- qatlib
-def qatlib_rate(batch: int, microbatch: int, steps: int, repeats: int) -> float:
-    model = models.CholletConvNet(bits=2, estimator=estimators.PWL())
+def qatlib_rate(batch: int, microbatch: int, steps: int, repeats: int, conv_impl: str) -> float:
+    model = models.CholletConvNet(bits=2, estimator=estimators.PWL(), conv_impl=conv_impl)
     data = _batch(batch)
     params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
     net = lockstep.Net("ste", model, optimizers.make_optimizer("sgd", 1e-3, 10_000, momentum=0.9))
@@ -88,11 +105,11 @@ def qatlib_rate(batch: int, microbatch: int, steps: int, repeats: int) -> float:
     return best_rate(lambda: step(state, data)[0], steps, repeats)
 
 
-def lockstep_times(steps: int, repeats: int) -> dict[str, float]:
+def lockstep_times(steps: int, repeats: int, microbatch: int, conv_impl: str) -> dict[str, float]:
     """Seconds per step of the paper preset's seven nets: together (one call) and one after another."""
     config = mnist.PRESETS["paper"]
     estimator = q_hat(config.sharpness, config.centre)
-    model = models.CholletConvNet(bits=2, estimator=estimator)
+    model = models.CholletConvNet(bits=2, estimator=estimator, conv_impl=conv_impl)
     data = _batch(config.batch_size)
     params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
     quantizers = models.quantizer_tree(params, 2)
@@ -100,8 +117,8 @@ def lockstep_times(steps: int, repeats: int) -> dict[str, float]:
     for optimizer, lr in (("sgd", config.sgd_lr), ("adam", config.adam_lr)):
         n, s, _ = comparison(optimizer, model, params, quantizers, estimator, lr, config.steps)
         nets, states = nets + n, states + s
-    together = lockstep.make_lockstep_step(nets, microbatch=config.microbatch)
-    singles = [lockstep.make_lockstep_step([net], microbatch=config.microbatch) for net in nets]
+    together = lockstep.make_lockstep_step(nets, microbatch=microbatch)
+    singles = [lockstep.make_lockstep_step([net], microbatch=microbatch) for net in nets]
 
     def one_after_another():
         return [single([state], data)[0] for single, state in zip(singles, states, strict=True)]
@@ -114,9 +131,10 @@ def lockstep_times(steps: int, repeats: int) -> dict[str, float]:
 
 
 # ------------------------------------------------------------------------------------- PyTorch
-def torch_rate(batch: int, steps: int, repeats: int) -> tuple[float, str]:
+def torch_rate(batch: int, steps: int, repeats: int, device: str) -> tuple[float, str]:
     import torch
 
+    device = "cuda" if device == "gpu" else "cpu"
     torch.set_num_threads(os.cpu_count() or 1)
     torch.manual_seed(0)
 
@@ -150,11 +168,11 @@ def torch_rate(batch: int, steps: int, repeats: int) -> tuple[float, str]:
         QConv(1, 32, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         QConv(32, 64, 3), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
         QConv(64, 128, 3), torch.nn.ReLU(), torch.nn.Flatten(), QLinear(1152, 10),
-    )
+    ).to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=1e-3, momentum=0.9)
     data = _batch(batch)
-    x = torch.from_numpy(data["image"]).permute(0, 3, 1, 2).contiguous()
-    y = torch.from_numpy(data["label"]).long()
+    x = torch.from_numpy(data["image"]).permute(0, 3, 1, 2).contiguous().to(device)
+    y = torch.from_numpy(data["label"]).long().to(device)
 
     def step():
         optimizer.zero_grad(set_to_none=True)
@@ -163,15 +181,18 @@ def torch_rate(batch: int, steps: int, repeats: int) -> tuple[float, str]:
         optimizer.step()
         return None
 
-    return best_rate(step, steps, repeats), torch.__version__
+    sync = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda _: None)
+    return best_rate(step, steps, repeats, sync), torch.__version__
 
 
 # ------------------------------------------------------------------------------------- paper preset
-def paper_run(results_dir: str) -> dict[str, float]:
+def paper_run(results_dir: str, overrides: dict[str, str]) -> dict[str, float]:
     """Wall time and peak RSS of the ``paper`` preset run as a user runs it (subprocess)."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     env = dict(os.environ, QATLIB_RESULTS_DIR=results_dir)
     command = [sys.executable, "-m", "qatlib", "run", "mnist", "--preset", "paper", "--no-notebook"]
+    for name, value in overrides.items():
+        command += ["-p", name, value]
     start = time.perf_counter()
     subprocess.run(command, check=True, env=env, cwd=ROOT)
     seconds = time.perf_counter() - start
@@ -194,11 +215,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="interleaved qatlib/PyTorch rounds (best is kept)")
     parser.add_argument("--skip-paper", action="store_true", help="do not run the paper preset")
     parser.add_argument("--paper-results", default=None, help="results folder of the paper run (default: a temporary one)")
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "mnist_step.json"))
+    parser.add_argument("--device", choices=sorted(SETTINGS), default="cpu", help="where both frameworks run (default: cpu)")
+    parser.add_argument("--output", default=None, help="report path (default: benchmarks/results/mnist_step[_gpu].json)")
     args = parser.parse_args(argv)
     for name in ("steps", "repeats", "rounds"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.device == "gpu" and jax.default_backend() != "gpu":
+        parser.error(f"--device gpu needs JAX with a GPU backend; JAX's backend here is {jax.default_backend()!r}")
+    settings = SETTINGS[args.device]
+    microbatch = settings["microbatch"]
+    suffix = "" if args.device == "cpu" else f"_{args.device}"
+    output = args.output or str(ROOT / "benchmarks" / "results" / f"mnist_step{suffix}.json")
 
     load_before = os.getloadavg()
     rates: dict[str, dict[str, float]] = {}
@@ -208,13 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         for batch in BATCHES:
             entry = rates.setdefault(str(batch), {})
             measured = {
-                "qatlib": qatlib_rate(batch, MICROBATCH[batch], args.steps, args.repeats),
-                "qatlib_whole_batch": qatlib_rate(batch, 0, args.steps, args.repeats),
+                "qatlib": qatlib_rate(batch, microbatch[batch], args.steps, args.repeats, settings["conv_impl"]),
+                "qatlib_whole_batch": qatlib_rate(batch, 0, args.steps, args.repeats, settings["conv_impl"]),
             }
-            measured["torch"], torch_version = torch_rate(batch, args.steps, args.repeats)
+            measured["torch"], torch_version = torch_rate(batch, args.steps, args.repeats, args.device)
             for key, value in measured.items():
                 entry[key] = max(entry.get(key, 0.0), value)
-        times = lockstep_times(max(2, args.steps // 3), args.repeats)
+        times = lockstep_times(max(2, args.steps // 3), args.repeats, microbatch[600], settings["conv_impl"])
         for key in ("together_seconds", "one_after_another_seconds"):
             lock[key] = min(lock.get(key, np.inf), times[key])
         lock["nets"] = times["nets"]
@@ -224,7 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         "what": "training steps/s of the 2-bit quantized Chollet MNIST convnet, SGD+momentum, clipped STE; "
                 "the paper preset's lock-step gain and wall time",
         "steps_per_second": rates,
-        "microbatch": {str(b): m for b, m in MICROBATCH.items()},
+        "device": args.device,
+        "conv_impl": settings["conv_impl"],
+        "microbatch": {str(b): m for b, m in microbatch.items()},
         "gflops_achieved": {b: {k: v * flops_per_step(int(b)) / 1e9 for k, v in r.items()} for b, r in rates.items()},
         "ratio_qatlib_over_torch": {b: r["qatlib"] / r["torch"] for b, r in rates.items()},
         "ratio_microbatch_over_whole_batch": {b: r["qatlib"] / r["qatlib_whole_batch"] for b, r in rates.items()},
@@ -232,14 +262,14 @@ def main(argv: list[str] | None = None) -> int:
     }
     if not args.skip_paper:
         with tempfile.TemporaryDirectory() as tmp:
-            report["paper_preset"] = paper_run(args.paper_results or tmp)
+            report["paper_preset"] = paper_run(args.paper_results or tmp, settings["paper"])
     report.update({
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
         "machine": results.device_info(),
         "versions": {**results.package_versions(), "torch": torch_version},
         "settings": {"steps": args.steps, "repeats": args.repeats, "rounds": args.rounds},
     })
-    path = results.write_json(args.output, report)
+    path = results.write_json(output, report)
     for b, r in rates.items():
         print(f"batch {b}: qatlib {r['qatlib']:.1f} steps/s (whole batch {r['qatlib_whole_batch']:.1f}), "
               f"torch {r['torch']:.1f}: ratio {r['qatlib'] / r['torch']:.2f}")

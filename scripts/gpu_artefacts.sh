@@ -1,15 +1,22 @@
 #!/usr/bin/env bash
 # Re-measure the artefacts that need a GPU, on a machine with one (JAX with CUDA, flax, optax,
-# orbax-checkpoint, pandas, pydantic, tqdm installed; no papermill or Jupyter needed), from a clean
-# checkout. Measured on one H200: the MNIST paper preset in 43 s; ResNet50 mnist_10_epochs needs
-# about 14 min (4 ResNet50s in lock step at 13-14 steps/s for SGD, then 3 for Adam):
+# orbax-checkpoint, pandas, pydantic, tqdm installed; PyTorch with CUDA for the benchmark; no
+# papermill or Jupyter needed), from a clean checkout:
 #
 #   QATLIB_GIT_COMMIT=$(git rev-parse HEAD) bash scripts/gpu_artefacts.sh [OUTPUT_DIR]
 #
-# Runs each measurement with `python -m qatlib run CHAPTER --preset NAME --no-notebook` (the same
-# code the chapters execute), writes results/<chapter>/<preset>/metrics.json and copies each
-# artefact and its log to OUTPUT_DIR (default: $OUT, else ./gpu-artefacts). QATLIB_GIT_COMMIT
-# names the commit in the provenance when the checkout has no .git folder.
+# Steps (GPU_STEPS, default "bench resnet50"):
+# * bench: benchmarks/bench_mnist_step.py --device gpu -- qatlib and PyTorch steps/s at batch 128
+#   and 600, the lock-step gain, and the MNIST `paper` preset end to end (whole-batch gradients,
+#   cuDNN convolutions), its wall time and peak memory; writes mnist_step_gpu.json and the paper
+#   preset's metrics (mnist-paper.json). Earlier: the paper preset in 43 s on one H200.
+# * resnet50: ResNet50 mnist_10_epochs, about 14 min on an H200 (4 ResNet50s in lock step at 13-14
+#   steps/s for SGD, then 3 for Adam); no checkpoints on a machine that is given back.
+#
+# Each chapter measurement runs the same code the chapters execute (`python -m qatlib run CHAPTER
+# --preset NAME --no-notebook`) and is copied with its log to OUTPUT_DIR (default: $OUT, else
+# ./gpu-artefacts). QATLIB_GIT_COMMIT names the commit in the provenance when the checkout has no
+# .git folder.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-artefacts}}
@@ -28,8 +35,20 @@ measure() {  # chapter preset time-limit [extra args]
   [ -f "results/$chapter/$preset/metrics.json" ] && cp "results/$chapter/$preset/metrics.json" "$out/$chapter-$preset.json"
   return 0
 }
-# Whole-batch gradients on a GPU: the paper preset's microbatch=25 keeps a CPU's caches warm but
-# would leave a GPU idle between 24 small chunks (the 43 s above was measured with the whole batch).
-measure mnist paper "${MNIST_LIMIT:-240}" -p microbatch 0
-# 10 epochs of the full ResNet50 on full MNIST; no checkpoints on a machine that is given back.
-measure resnet50 mnist_10_epochs "${RESNET_LIMIT:-1200}" -p checkpoint_every 0
+bench() {
+  local start=$SECONDS paper
+  paper=$(mktemp -d)
+  timeout "${BENCH_LIMIT:-420}" python3 benchmarks/bench_mnist_step.py --device gpu --steps 50 --repeats 5 \
+    --paper-results "$paper" --output "$out/mnist_step_gpu.json" >"$out/bench.log" 2>&1
+  echo "bench: exit $? after $((SECONDS - start)) s"
+  tail -c 1500 "$out/bench.log"
+  [ -f "$paper/mnist/paper/metrics.json" ] && cp "$paper/mnist/paper/metrics.json" "$out/mnist-paper.json"
+  return 0
+}
+for step in ${GPU_STEPS:-bench resnet50}; do
+  case $step in
+    bench) bench ;;
+    resnet50) measure resnet50 mnist_10_epochs "${RESNET_LIMIT:-1200}" -p checkpoint_every 0 ;;
+    *) echo "GPU_STEPS: unknown step '$step' (allowed: bench, resnet50)" >&2; exit 2 ;;
+  esac
+done
