@@ -141,3 +141,38 @@ def test_quantize_is_the_core_custom_vjp():
     qk = models.kernel_quantizer(2, 6)
     np.testing.assert_array_equal(models.quantize_kernel(kernel, 2, HTGE), qk(kernel))
     np.testing.assert_array_equal(models.quantize_kernel(kernel, 2, HTGE), qatlib.quantize(kernel, qk, HTGE))
+
+
+class TextbookOrderConvNet(models.CholletConvNet):
+    """The Chollet convnet written as the book draws it: conv -> ReLU -> max-pool."""
+
+    @nn.compact
+    def __call__(self, x):
+        for index, features in enumerate(self.features):
+            x = models.QuantizedConv(features, bits=self.bits, estimator=self.estimator, name=f"conv_{index}")(x)
+            x = nn.relu(x)
+            if index < len(self.features) - 1:
+                x = models.max_pool(x, 2)
+        x = x.reshape(x.shape[0], -1)
+        return models.QuantizedDense(self.num_classes, bits=self.bits, estimator=self.estimator, name="dense")(x)
+
+
+def test_pool_before_relu_is_bit_identical_to_the_textbook_order(net_and_params):
+    """CholletConvNet pools before its ReLU (faster); value and gradient must equal conv -> ReLU -> pool
+    bit for bit, ties included: constant images make whole pooling windows equal and positive, and
+    zero images make every ReLU output zero."""
+    model, params = net_and_params
+    textbook = TextbookOrderConvNet(bits=2, estimator=HTGE)
+    batch = jnp.concatenate([images(4), jnp.ones((2, 28, 28, 1)), jnp.zeros((2, 28, 28, 1))])
+    labels = jnp.arange(8) % 10
+    # a bias that makes the first layer's outputs positive, so positive ties occur on constant images
+    params = {**params, "conv_0": {**params["conv_0"], "bias": jnp.full((32,), 0.5)}}
+
+    def loss(module, p):
+        logits = module.apply({"params": p}, batch)
+        return -jnp.mean(jnp.take_along_axis(jax.nn.log_softmax(logits), labels[:, None], axis=1))
+
+    ours, textbook_value = (jax.jit(jax.value_and_grad(lambda p, m=m: loss(m, p)))(params) for m in (model, textbook))
+    np.testing.assert_array_equal(ours[0], textbook_value[0])
+    for got, want in zip(jax.tree.leaves(ours[1]), jax.tree.leaves(textbook_value[1]), strict=True):
+        np.testing.assert_array_equal(got, want)

@@ -21,6 +21,12 @@ class CholletConvNet(nn.Module):
     -> ReLU -> flatten -> dense (10 logits). All four kernels are quantized with ``bits`` bits over
     their He-uniform ranges (``quantize_dense=False`` keeps the dense kernel in full precision, as
     the authors' code does); the estimator Q-hat is ``estimator``. Input: (batch, 28, 28, 1) in [0, 1].
+
+    Each "ReLU -> max-pool" is evaluated as max-pool -> ReLU: the same function (max commutes with
+    the monotone ReLU) and the same gradient bit for bit (where the window's max is positive both
+    route it to the same maxima, ties split alike; elsewhere both give zero), with the ReLU on a
+    quarter of the elements: 8% faster per training step on the project's 2-core CPU
+    (``benchmarks/bench_mnist_step.py``); ``tests/models/test_layers.py`` checks the equality.
     """
 
     bits: int | None = 2
@@ -38,9 +44,9 @@ class CholletConvNet(nn.Module):
             x = QuantizedConv(
                 features, bits=self.bits, estimator=self.estimator, conv_impl=self.conv_impl, name=f"conv_{index}"
             )(x)
-            x = nn.relu(x)
             if index < len(self.features) - 1:
-                x = max_pool(x, 2)
+                x = max_pool(x, 2)  # pool, then ReLU: see the class docstring
+            x = nn.relu(x)
         x = x.reshape(x.shape[0], -1)
         dense_bits = self.bits if self.quantize_dense else None
         return QuantizedDense(self.num_classes, bits=dense_bits, estimator=self.estimator, name="dense")(x)
