@@ -272,3 +272,30 @@ def test_microbatch_is_refused_where_it_would_change_the_step():
     state = lockstep.init_state(bn, variables["params"], variables["batch_stats"])
     with pytest.raises(ValueError, match="BatchNorm"):
         lockstep.make_lockstep_step([bn], microbatch=4)([state], next(stream()))
+
+
+def test_evaluator_in_chunks_gives_the_same_logits_bit_for_bit():
+    """The MNIST convnet evaluated over chunks of 25 (and of 7, which does not divide 100: the batch
+    at once) equals the whole-batch evaluation bit for bit, the short last batch included."""
+    from qatlib import estimators, models
+
+    model = models.CholletConvNet(bits=2, estimator=estimators.STE())
+    images = jax.random.uniform(jax.random.key(3), (130, 28, 28, 1))
+    labels = np.arange(130) % 10
+    state = lockstep.TrainState(model.init(jax.random.key(0), images[:1])["params"], None, (), 0)
+
+    def batches():
+        return [{"image": images[i : i + 100], "label": labels[i : i + 100]} for i in (0, 100)]
+
+    whole = lockstep.make_evaluator(model)(state, batches())
+    for microbatch in (25, 7):
+        chunked = lockstep.make_evaluator(model, microbatch=microbatch)(state, batches())
+        np.testing.assert_array_equal(chunked["logits"], whole["logits"])
+        assert chunked["loss"] == whole["loss"] and chunked["accuracy"] == whole["accuracy"]
+    assert whole["logits"].shape == (130, 10)
+
+
+@pytest.mark.parametrize(("kwargs", "message"), [({"microbatch": -1}, "microbatch must be >= 0"), ({"microbatch": 4, "data_parallel": object()}, "cannot be combined")])
+def test_evaluator_refuses_bad_microbatch(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        lockstep.make_evaluator(Tiny(), **kwargs)

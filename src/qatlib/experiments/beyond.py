@@ -50,7 +50,7 @@ from pydantic import Field
 
 import qatlib
 from qatlib import data, estimators, metrics, models
-from qatlib.experiments.comparison import Pair, comparison, pair_metrics, q_hat, ste_partner
+from qatlib.experiments.comparison import EVAL_MICROBATCH, Pair, comparison, pair_metrics, q_hat, ste_partner
 from qatlib.experiments.config import Config, check_microbatch
 from qatlib.report import artefacts
 from qatlib.training import lockstep, optimizers
@@ -369,7 +369,7 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
             values = _pair_values(pair, params, quantizers, estimator)
         values["E_t"] = [float(v) for v in result.log_values[pair.experiment]]
         out_pairs[pair.experiment] = values
-    evaluate = lockstep.make_evaluator(model)
+    evaluate = lockstep.make_evaluator(model, microbatch=EVAL_MICROBATCH)
     images, labels = dataset.val_images[: config.eval_examples], dataset.val_labels[: config.eval_examples]
     out_nets = {}
     tail = max(1, config.steps // 10)

@@ -47,7 +47,7 @@ from pydantic import Field
 
 import qatlib
 from qatlib import data, estimators, metrics, models
-from qatlib.experiments.comparison import LR_TWEAK, Pair, comparison, conv_layers, pair_metrics, q_hat, ste_partner
+from qatlib.experiments.comparison import EVAL_MICROBATCH, LR_TWEAK, Pair, comparison, conv_layers, pair_metrics, q_hat, ste_partner
 from qatlib.experiments.config import Config, EstimatorName, check_microbatch
 from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers
@@ -256,7 +256,8 @@ def run_mnist(
     logits = {}
     accuracy: dict[str, dict[str, dict[str, float]]] = {}
     train_count = config.train_eval_examples or len(dataset.train_labels)
-    evaluate = lockstep.make_evaluator(model)  # the forward pass is Q(w) whatever the estimator
+    # the forward pass is Q(w) whatever the estimator; in chunks: the same logits, about 4x faster
+    evaluate = lockstep.make_evaluator(model, microbatch=EVAL_MICROBATCH)
     for net in nets:
         state = result.states[net.name]
         tr = evaluate(state, data.eval_batches(dataset.train_images[:train_count], dataset.train_labels[:train_count], config.eval_batch_size))

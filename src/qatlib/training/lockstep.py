@@ -364,7 +364,9 @@ def train_lockstep(
     )
 
 
-def make_evaluator(model: nn.Module, data_parallel: Any = None) -> Callable[[TrainState, Iterable[Batch]], dict[str, Any]]:
+def make_evaluator(
+    model: nn.Module, data_parallel: Any = None, *, microbatch: int = 0
+) -> Callable[[TrainState, Iterable[Batch]], dict[str, Any]]:
     """``evaluate(state, batches) -> {"accuracy", "loss", "predictions", "logits"}`` in eval mode.
 
     The one evaluation loop of the experiments. One compiled forward pass serves every net of an
@@ -372,6 +374,12 @@ def make_evaluator(model: nn.Module, data_parallel: Any = None) -> Callable[[Tra
     backward pass), so Q-hat-net and STE-net are evaluated by the same function. Batches must all
     have the first one's size, except possibly the last, which is padded (and the padding dropped).
     Accuracy and loss are :func:`qatlib.metrics.accuracy_and_loss` of all the logits.
+
+    ``microbatch`` > 0 runs each batch's forward pass over chunks of that many examples
+    (``lax.map``) when it divides the batch size (else the batch at once): a speed knob only, since
+    each example's logits do not depend on the examples beside it. For the MNIST convnet on the
+    2-core CPU, chunks of 25 make an eval batch of 1,000 about 4x faster with every logit equal bit
+    for bit (``tests/training/test_lockstep.py``). Not combined with ``data_parallel``.
 
     >>> import flax.linen as nn, jax, numpy as np
     >>> model = nn.Dense(3)
@@ -382,9 +390,22 @@ def make_evaluator(model: nn.Module, data_parallel: Any = None) -> Callable[[Tra
     ((6, 3), (6,))
     """
 
+    if microbatch < 0:
+        raise ValueError(f"microbatch must be >= 0 (0 = the whole batch at once), got {microbatch}")
+    if microbatch and data_parallel is not None:
+        raise ValueError("microbatch (evaluation in chunks) cannot be combined with data_parallel")
+
+    def logits_of(params: PyTree, batch_stats: PyTree | None, images: jax.Array) -> jax.Array:
+        return _apply(model, params, batch_stats, images, train=False)[0]
+
     @jax.jit
     def forward(params: PyTree, batch_stats: PyTree | None, images: jax.Array) -> jax.Array:
-        return _apply(model, params, batch_stats, images, train=False)[0]
+        size = images.shape[0]
+        if not microbatch or size <= microbatch or size % microbatch:
+            return logits_of(params, batch_stats, images)
+        chunks = images.reshape(size // microbatch, microbatch, *images.shape[1:])
+        logits = jax.lax.map(lambda chunk: logits_of(params, batch_stats, chunk), chunks)
+        return logits.reshape(size, *logits.shape[2:])
 
     def evaluate(state: TrainState, batches: Iterable[Batch]) -> dict[str, Any]:
         logits, labels, size = [], [], None
