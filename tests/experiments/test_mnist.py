@@ -153,7 +153,9 @@ def test_claims_follow_the_stated_thresholds():
 
 
 def test_presets_resolve_and_validate():
-    assert set(PRESETS) == {"quick", "default", "paper", "sgd_no_momentum", "level_centred_control"}
+    assert set(PRESETS) == {"quick", "default", "paper", "paper_gpu", "sgd_no_momentum", "level_centred_control"}
+    differ = {k for k, v in PRESETS["paper_gpu"].model_dump().items() if v != PRESETS["paper"].model_dump()[k]}
+    assert differ == {"microbatch", "conv_impl", "checkpoint_every"}  # the same schedule, run as a GPU runs it
     assert config_lib.resolve(PRESETS, "level_centred_control").centre == "level"
     assert config_lib.resolve(PRESETS, "quick", {"estimator": "MAD"}).estimator == "mad"  # any registered one
     with pytest.raises(ValueError, match=r"estimator = 'nope': Value error, estimator must be one of"):
