@@ -11,6 +11,8 @@
 #   whole-batch gradients and cuDNN convolutions) end to end, its wall time and peak memory; writes
 #   mnist_step_gpu.json and the preset's artefact as mnist-paper_gpu.json (commit it as
 #   results/mnist/paper_gpu/metrics.json). Measured: 30 s on one H100.
+# * repeat (after bench): paper_gpu once more; prints how many of its values differ from the
+#   bench step's run (0: the GPU run is deterministic).
 # * resnet50: ResNet50 mnist_10_epochs, about 14 min on an H200 (4 ResNet50s in lock step at 13-14
 #   steps/s for SGD, then 3 for Adam); no checkpoints on a machine that is given back.
 #
@@ -23,6 +25,10 @@ cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-artefacts}}
 mkdir -p "$out"
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+# Deterministic GPU kernels (no atomics-based reductions, no autotuned nondeterministic convolution
+# algorithms): without it two runs of paper_gpu on the same H100 differed in 441 of 531 values.
+# Recorded in each artefact's provenance (xla_flags).
+export XLA_FLAGS="--xla_gpu_deterministic_ops=true${XLA_FLAGS:+ $XLA_FLAGS}"
 python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true
 measure() {  # chapter preset time-limit [extra args]
@@ -46,10 +52,30 @@ bench() {
   [ -f "$paper/mnist/paper_gpu/metrics.json" ] && cp "$paper/mnist/paper_gpu/metrics.json" "$out/mnist-paper_gpu.json"
   return 0
 }
+repeat() {  # run paper_gpu again and count the values that differ from the bench step's artefact
+  local second
+  second=$(mktemp -d)
+  QATLIB_RESULTS_DIR=$second timeout "${MNIST_LIMIT:-240}" python3 -m qatlib run mnist --preset paper_gpu --no-notebook \
+    >"$out/repeat.log" 2>&1
+  echo "repeat: exit $?"
+  python3 - "$out/mnist-paper_gpu.json" "$second/mnist/paper_gpu/metrics.json" <<'PY'
+import json, sys
+def flat(tree, path=""):
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() if key not in ("provenance", "train_seconds", "first_step_seconds")
+                for k, v in flat(value, f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for i, value in enumerate(tree) for k, v in flat(value, f"{path}[{i}]").items()}
+    return {path: tree}
+first, second = (flat(json.load(open(name))) for name in sys.argv[1:])
+print(f"repeat: {sum(first[k] != second.get(k) for k in first)} of {len(first)} values differ between two runs of paper_gpu")
+PY
+}
 for step in ${GPU_STEPS:-bench resnet50}; do
   case $step in
     bench) bench ;;
+    repeat) repeat ;;
     resnet50) measure resnet50 mnist_10_epochs "${RESNET_LIMIT:-1200}" -p checkpoint_every 0 ;;
-    *) echo "GPU_STEPS: unknown step '$step' (allowed: bench, resnet50)" >&2; exit 2 ;;
+    *) echo "GPU_STEPS: unknown step '$step' (allowed: bench, repeat, resnet50)" >&2; exit 2 ;;
   esac
 done

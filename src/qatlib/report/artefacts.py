@@ -231,7 +231,7 @@ def _git_commit() -> str | None:
 def provenance(
     *, data: Any, steps: int, seconds: float, config: Any, preset: str | None = None, **extra: Any
 ) -> dict[str, Any]:
-    """Provenance of a run: data, steps, seconds, device, versions, git commit, config, UTC time."""
+    """Provenance of a run: data, steps, seconds, device, versions, XLA flags, git commit, config, UTC time."""
     return {
         "data": data,
         "steps": int(steps),
@@ -239,6 +239,7 @@ def provenance(
         "preset": preset,
         "device": device_info(),
         "versions": package_versions(),
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),  # e.g. GPU determinism (scripts/gpu_artefacts.sh)
         "git_commit": _git_commit(),
         "created_utc": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "config": to_jsonable(config),
