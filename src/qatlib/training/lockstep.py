@@ -26,9 +26,9 @@ Batches are dicts ``{"image": float array (B, ...), "label": int array (B,)}``.
 Speed on a CPU (``benchmarks/bench_mnist_step.py``, numbers in ``benchmarks/results/mnist_step.json``
 and the README): the nets' steps are compiled side by side into one call (nets with different
 estimators and optimizers share it), and ``microbatch`` computes each net's gradient over chunks of
-a few examples, which keeps the activations in cache: on the project's 2-core CPU that is 2.7x
-faster than the whole batch at once at batch 128 and 600, 1.8x PyTorch's step on the same net at
-batch 600 and 0.96x at batch 128.
+a few examples, which keeps the activations in cache: on the project's 2-core CPU that is about 3x
+faster than the whole batch at once at batch 128 and 600, 2.2x PyTorch's step on the same net at
+batch 600 and 1.1x at batch 128.
 
 >>> import jax, jax.numpy as jnp, flax.linen as nn
 >>> from qatlib.training.optimizers import make_optimizer
