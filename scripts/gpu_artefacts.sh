@@ -59,16 +59,10 @@ repeat() {  # run paper_gpu again and count the values that differ from the benc
     >"$out/repeat.log" 2>&1
   echo "repeat: exit $?"
   python3 - "$out/mnist-paper_gpu.json" "$second/mnist/paper_gpu/metrics.json" <<'PY'
-import json, sys
-def flat(tree, path=""):
-    if isinstance(tree, dict):
-        return {k: v for key, value in tree.items() if key not in ("provenance", "train_seconds", "first_step_seconds")
-                for k, v in flat(value, f"{path}/{key}").items()}
-    if isinstance(tree, list):
-        return {k: v for i, value in enumerate(tree) for k, v in flat(value, f"{path}[{i}]").items()}
-    return {path: tree}
-first, second = (flat(json.load(open(name))) for name in sys.argv[1:])
-print(f"repeat: {sum(first[k] != second.get(k) for k in first)} of {len(first)} values differ between two runs of paper_gpu")
+import sys
+from qatlib.report import artefacts
+differ, compared = artefacts.differing_values(*(artefacts.read_json(name) for name in sys.argv[1:]))
+print(f"repeat: {len(differ)} of {compared} values differ between two runs of paper_gpu {differ[:5]}")
 PY
 }
 for step in ${GPU_STEPS:-bench resnet50}; do

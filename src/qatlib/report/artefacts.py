@@ -43,6 +43,8 @@ __all__ = [
     "to_jsonable",
     "write_json",
     "read_json",
+    "RUN_DEPENDENT_KEYS",
+    "differing_values",
     "device_info",
     "package_versions",
     "provenance",
@@ -170,6 +172,31 @@ def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
 def read_json(path: str | os.PathLike[str]) -> Any:
     """Read a JSON artefact."""
     return json.loads(Path(path).read_text())
+
+
+#: Keys of a results artefact that describe the run rather than its result (wall times, where it
+#: resumed, provenance): two runs of one config that agree in everything else reproduce each other.
+RUN_DEPENDENT_KEYS = frozenset({"provenance", "train_seconds", "first_step_seconds", "resumed_from_step"})
+
+
+def differing_values(first: Any, second: Any) -> tuple[list[str], int]:
+    """The paths (``/sgd/baseline/E_bar``, ``/E_t/steps[3]``) of the values in which two artefacts
+    differ, and how many values were compared; :data:`RUN_DEPENDENT_KEYS` are skipped at every depth.
+
+    >>> differing_values({"a": [1, 2], "train_seconds": 5}, {"a": [1, 3], "train_seconds": 6})
+    (['/a[1]'], 2)
+    """
+
+    def flat(tree: Any, path: str) -> dict[str, Any]:
+        if isinstance(tree, dict):
+            return {k: v for key, value in tree.items() if key not in RUN_DEPENDENT_KEYS for k, v in flat(value, f"{path}/{key}").items()}
+        if isinstance(tree, list):
+            return {k: v for i, value in enumerate(tree) for k, v in flat(value, f"{path}[{i}]").items()}
+        return {path: tree}
+
+    a, b = flat(first, ""), flat(second, "")
+    paths = sorted(set(a) | set(b))
+    return [path for path in paths if path not in a or path not in b or a[path] != b[path]], len(paths)
 
 
 def _cpu_model() -> str:
