@@ -10,7 +10,7 @@
 #   and 600, the lock-step gain, and the MNIST `paper_gpu` preset (the authors' schedule with
 #   whole-batch gradients and cuDNN convolutions) end to end, its wall time and peak memory; writes
 #   mnist_step_gpu.json and the preset's artefact as mnist-paper_gpu.json (commit it as
-#   results/mnist/paper_gpu/metrics.json). Measured: 30 s on one H100.
+#   results/mnist/paper_gpu/metrics.json). Measured: 35 s on one H100.
 # * repeat (after bench): paper_gpu once more; prints how many of its values differ from the
 #   bench step's run (0: the GPU run is deterministic).
 # * resnet50: ResNet50 mnist_10_epochs, about 14 min on an H200 (4 ResNet50s in lock step at 13-14
@@ -25,9 +25,9 @@ cd "$(dirname "$0")/.."
 out=${1:-${OUT:-gpu-artefacts}}
 mkdir -p "$out"
 export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-# Deterministic GPU kernels (no atomics-based reductions, no autotuned nondeterministic convolution
-# algorithms): without it two runs of paper_gpu on the same H100 differed in 441 of 531 values.
-# Recorded in each artefact's provenance (xla_flags).
+# Deterministic GPU kernels: `python -m qatlib` switches them on for its runs (qatlib.cli.
+# DETERMINISTIC_XLA_FLAG); exported here too so that the benchmark's own step timings run the same
+# kernels as the runs that make the artefacts.
 export XLA_FLAGS="--xla_gpu_deterministic_ops=true${XLA_FLAGS:+ $XLA_FLAGS}"
 python3 -c "import jax, flax, optax; print('jax', jax.__version__, 'flax', flax.__version__, 'optax', optax.__version__, jax.devices())"
 nvidia-smi --query-gpu=name,memory.total --format=csv,noheader 2>/dev/null || true

@@ -113,3 +113,29 @@ def test_corrupt_mnist_fails_before_anything_runs_or_is_written(monkeypatch, tmp
 def test_no_notebook_needs_a_chapter_with_artefacts(capsys):
     assert cli.main(["run", "theorems", "--preset", "quick", "--no-notebook"]) == 2
     assert "no results artefact" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("given", "expected"), [
+    (None, "--xla_gpu_deterministic_ops=true"),
+    ("--xla_dump_to=/tmp/x", "--xla_gpu_deterministic_ops=true --xla_dump_to=/tmp/x"),
+    ("--xla_gpu_deterministic_ops=false", "--xla_gpu_deterministic_ops=false"),  # a user's explicit choice
+])
+def test_python_m_qatlib_runs_with_deterministic_gpu_kernels(monkeypatch, given, expected):
+    """`python -m qatlib` sets XLA_FLAGS before main() runs anything (the kernel and the provenance inherit it)."""
+    import runpy
+
+    seen = {}
+
+    def fake_main():
+        seen["flags"] = os.environ["XLA_FLAGS"]
+        return 0
+
+    if given is None:
+        monkeypatch.delenv("XLA_FLAGS", raising=False)
+    else:
+        monkeypatch.setenv("XLA_FLAGS", given)
+    monkeypatch.setattr(cli, "main", fake_main)
+    with pytest.raises(SystemExit) as exited:
+        runpy.run_module("qatlib", run_name="__main__")
+    assert exited.value.code == 0
+    assert seen["flags"] == expected

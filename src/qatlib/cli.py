@@ -33,7 +33,29 @@ from typing import Any
 from qatlib.experiments import config as presets_lib
 from qatlib.report import artefacts as results
 
-__all__ = ["Chapter", "CHAPTERS", "parse_args", "check_parameters", "run_chapter", "main"]
+__all__ = ["Chapter", "CHAPTERS", "DETERMINISTIC_XLA_FLAG", "deterministic_xla_flags", "parse_args", "check_parameters", "run_chapter", "main"]
+
+#: Set by ``python -m qatlib`` for its runs (the notebook's kernel inherits it): XLA's GPU kernels
+#: without atomics-based reductions or nondeterministic convolution algorithms, so that a GPU run
+#: reproduces itself (without it two paper_gpu runs on one H100 differed in 441 of 531 values). It
+#: has no effect on a CPU. Each artefact's provenance records XLA_FLAGS.
+DETERMINISTIC_XLA_FLAG = "--xla_gpu_deterministic_ops=true"
+
+
+def deterministic_xla_flags(flags: str) -> str:
+    """``XLA_FLAGS`` with :data:`DETERMINISTIC_XLA_FLAG` added, unless ``flags`` already set it
+    either way (``--xla_gpu_deterministic_ops=false`` is a user's choice and stays).
+
+    >>> deterministic_xla_flags("")
+    '--xla_gpu_deterministic_ops=true'
+    >>> deterministic_xla_flags("--xla_dump_to=/tmp/x")
+    '--xla_gpu_deterministic_ops=true --xla_dump_to=/tmp/x'
+    >>> deterministic_xla_flags("--xla_gpu_deterministic_ops=false")
+    '--xla_gpu_deterministic_ops=false'
+    """
+    if "--xla_gpu_deterministic_ops" in flags:
+        return flags
+    return f"{DETERMINISTIC_XLA_FLAG} {flags}".strip()
 
 
 @dataclasses.dataclass(frozen=True)
