@@ -7,7 +7,7 @@
   over all quantized weights.
 * :func:`agreement`: quantized weight agreement, the share of quantized weights with Q(w_a) = Q(w_b).
 * :func:`accuracy_and_loss`, :func:`prediction_agreement`: standard metrics of one net, and the share
-  of inputs on which two nets predict the same class.
+  of inputs on which two nets predict the same class; :func:`trained`: did a net train at all?
 * :func:`flat_level_indices` (jit-safe) and :func:`crossing_statistics`: per weight, the sequence of
   quantized levels a net visits along training and the steps at which it moves between levels;
   do two nets visit the same sequence, and how many steps apart do they cross each boundary?
@@ -54,6 +54,8 @@ __all__ = [
     "prediction_agreement",
     "flat_level_indices",
     "crossing_statistics",
+    "TRAINED_ACCURACY_FACTOR",
+    "trained",
 ]
 
 PyTree = Any
@@ -259,3 +261,18 @@ def crossing_statistics(levels_a: np.ndarray, levels_b: np.ndarray) -> dict[str,
         "max_offset": int(all_offsets.max()) if all_offsets.size else 0,
         "same_step_share": float(np.mean(all_offsets == 0)) if all_offsets.size else 1.0,
     }
+
+
+#: A net counts as trained when its validation accuracy is at least this many times chance.
+TRAINED_ACCURACY_FACTOR = 2.0
+
+
+def trained(val_acc: float | None, finite: bool, num_classes: int = 10) -> bool:
+    """Whether a net trained: finite weights and loss, and a validation accuracy of at least
+    :data:`TRAINED_ACCURACY_FACTOR` times chance (20% on MNIST). A comparison of nets that did not
+    train (a diverged run, or one still at chance) measures nothing the paper claims.
+
+    >>> trained(0.61, True), trained(0.103, True), trained(0.97, False), trained(None, True)
+    (True, False, False, False)
+    """
+    return bool(finite) and val_acc is not None and val_acc >= TRAINED_ACCURACY_FACTOR / num_classes

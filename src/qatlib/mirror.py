@@ -470,9 +470,11 @@ def inverse_weight_map(v: Any, quantizer: Any, estimator: Estimator, *, method: 
 def mirror_partner(estimator: Estimator, quantizer: UniformQuantizer) -> Estimator:
     """The estimator STE-net uses to mirror Q̂-net (Section 5.1, Appendix G).
 
-    The STE when Q̂' > 0 everywhere; otherwise (Q̂' = 0 beyond the representable range)
+    The STE when Q̂' > 0 beyond the representable range; otherwise (Q̂' = 0 there)
     PWL on [M(w_min), M(w_max)], which freezes STE-net's weights exactly where Q̂-net's are frozen
-    (M continues with slope 1 beyond the range; see the module notes).
+    (M continues with slope 1 beyond the range; see the module notes). The question is the one M
+    itself asks, :func:`clips`, so an estimator declared by flags and the same Q̂' given as a
+    :class:`~qatlib.estimators.Custom` (whose tails are probed numerically) get the same partner.
 
     >>> from qatlib.quantizers import UniformQuantizer
     >>> from qatlib import estimators
@@ -483,7 +485,7 @@ def mirror_partner(estimator: Estimator, quantizer: UniformQuantizer) -> Estimat
     >>> round(p.lower, 6), round(p.upper, 6)
     (-1.0, 1.0)
     """
-    if estimator.is_strictly_positive:
+    if not clips(estimator, quantizer):
         return STE()
     lo, hi = quantizer.representable_range
     edges = weight_map(jnp.array([lo, hi], dtype=jnp.float32), quantizer, estimator)

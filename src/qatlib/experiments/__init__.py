@@ -8,10 +8,12 @@
   :mod:`~qatlib.experiments.mnist`, :mod:`~qatlib.experiments.resnet50` — each chapter's config,
   ``PRESETS`` and run function.
 
-Nothing here writes files: :mod:`qatlib.report` turns results into artefacts, tables and figures.
+Nothing here writes results: :mod:`qatlib.report` turns results into artefacts, tables and figures.
+The one file an experiment writes is its sweep cache (:mod:`qatlib.experiments.sweep`: each
+finished run as JSON, so that an interrupted sweep resumes), through :mod:`qatlib.files`.
 Submodules are imported on demand.
 """
 
 from __future__ import annotations
 
-__all__ = ["comparison", "config", "intuition", "mnist", "resnet50", "theorems", "twins"]
+__all__ = ["comparison", "config", "intuition", "mnist", "resnet50", "sweep", "theorems", "twins"]

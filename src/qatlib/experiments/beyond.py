@@ -52,8 +52,9 @@ import qatlib
 from qatlib import data, estimators, metrics, models
 from qatlib.experiments.comparison import EVAL_MICROBATCH, Pair, comparison, pair_metrics, q_hat, ste_partner
 from qatlib.experiments.config import Config, check_microbatch
-from qatlib.report import artefacts
+from qatlib import files
 from qatlib.training import lockstep, optimizers
+from qatlib.training.recipe import ste_recipe
 
 __all__ = [
     "SECTIONS",
@@ -286,14 +287,6 @@ def _layer_alphas(quantizers: PyTree, estimator: Any) -> list[float]:
     return [float(qatlib.alpha(q, estimator)) for q in jax.tree.leaves(quantizers) if isinstance(q, qatlib.UniformQuantizer)]
 
 
-def _uniform_alpha(quantizers: PyTree, estimator: Any) -> float:
-    """The one α of every layer (exact, not rounded: STE-net's α·η uses the exact value too)."""
-    values = _layer_alphas(quantizers, estimator)
-    if max(values) - min(values) > 1e-6 * max(values):
-        raise ValueError(f"α on the slope needs one α for every layer, got {sorted(values)}")
-    return values[0]
-
-
 def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Estimator, list[lockstep.Net], list[lockstep.TrainState], list[Pair]]:
     """The model, quantizers, Q̂, nets, initial states and pairs of one run."""
     estimator = spec.q_hat()
@@ -305,7 +298,6 @@ def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Es
     )
     label = spec.optimizer
     nets, states, pairs = comparison(spec.optimizer, model, params0, quantizers, estimator, spec.lr, steps, make_optimizer=make)
-    by_name = {net.name: state for net, state in zip(nets, states, strict=True)}
     if spec.diagnostic:
         if optimizers.family(spec.optimizer) != "sgd" or spec.nesterov:
             raise ValueError("the momentum-lag diagnostic is defined for SGD with heavy-ball momentum")
@@ -315,10 +307,10 @@ def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Es
     if spec.slope_alpha:
         if optimizers.family(spec.optimizer) != "sgd":
             raise ValueError("α on the slope is an SGD-family recipe")
-        slope = estimators.Scaled(ste_partner(estimator, quantizers), _uniform_alpha(quantizers, estimator))
-        net = lockstep.Net(f"{label}/ste_net_slope", model.clone(estimator=slope), make(spec.optimizer, spec.lr, steps))
+        recipe = ste_recipe(params0, quantizers, estimator, spec.optimizer, alpha_on="slope")
+        net = lockstep.Net(f"{label}/ste_net_slope", model.clone(estimator=recipe.estimator), make(spec.optimizer, spec.lr, steps))
         nets.append(net)
-        states.append(lockstep.init_state(net, by_name[f"{label}/ste_net"].params))  # M(w0)
+        states.append(lockstep.init_state(net, recipe.params))  # M(w0)
         pairs.append(Pair(label, "slope_alpha", f"{label}/q_net", net.name, mapped=True))
     return model, quantizers, estimator, nets, states, pairs
 
@@ -413,14 +405,14 @@ def run_sweep(
     for index, point in enumerate(bar):
         path = cache / f"{point.key(config)}.json" if cache is not None else None
         if path is not None and path.is_file():
-            outcome = artefacts.read_json(path)
+            outcome = files.read_json(path)
         else:
             bar.set_postfix_str(f"{point.section} {point.series} x={point.x:g} seed={point.seed}")
             if dataset is None:  # not before: a sweep resumed from a full cache trains nothing
                 dataset = data.load_mnist("idx")
             outcome = {**point.describe(), **run_point(point, config, dataset)}
             if path is not None:
-                artefacts.write_json(path, outcome)
+                files.write_json(path, outcome)
         runs.append(outcome)
         if on_point is not None:
             on_point(index, len(todo), point)

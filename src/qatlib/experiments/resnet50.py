@@ -90,7 +90,7 @@ from pydantic import Field
 import qatlib
 from qatlib import data as data_lib
 from qatlib import estimators, metrics, models
-from qatlib.experiments.comparison import EXPERIMENTS, LR_TWEAK, q_hat, ste_partner
+from qatlib.experiments.comparison import EXPERIMENTS, LR_TWEAK, q_hat
 from qatlib.data import MNIST_TRAIN_SIZE
 from qatlib.experiments.config import Config, EstimatorName
 from qatlib.models.resnet import RESNET50_STAGE_SIZES
@@ -98,6 +98,7 @@ from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers, run_with_checkpoints
 from qatlib.training.branch import fit_state, map_optimizer_state, shared_steps
 from qatlib.training.parallel import DataParallel
+from qatlib.training.recipe import recipe_plan
 __all__ = [
     "ResNet50Config",
     "PRESETS",
@@ -243,12 +244,11 @@ def branch_plan(name: str, optimizer: str, estimator: estimators.Estimator, quan
         return dataclasses.replace(branch_plan("baseline", optimizer, estimator, quantizers), name=name, map_state=False)
     if name == "lr_tweak":
         return BranchPlan(name, estimator, False, False, LR_TWEAK, False)
-    if optimizer == "adam":  # baseline: Table 2 + Appendix G partner PWL[w_min, w_max]
-        return BranchPlan(name, estimators.PWL(), False, True, 1.0, False)
-    partner = ste_partner(estimator, quantizers)
+    recipe = recipe_plan(estimator, quantizers, optimizer)  # the paper's recipe decides STE-net's start, lr and estimator
     if name == "baseline":
-        return BranchPlan(name, partner, True, True, "alpha", True)
-    return BranchPlan(name, partner, False, False, 1.0, False)  # unadjusted
+        # SGD: M, α and the mapped optimizer state; Adam: nothing but the partner (its state is mapped too)
+        return BranchPlan(name, recipe.estimator, recipe.maps_weights, True, "alpha" if recipe.scales_lr else 1.0, recipe.maps_weights)
+    return BranchPlan(name, recipe.estimator, False, False, 1.0, False)  # unadjusted
 
 
 def branch_start(

@@ -51,6 +51,7 @@ from qatlib import data, estimators, models, theory
 from qatlib.experiments.comparison import q_hat
 from qatlib.estimators import Estimator
 from qatlib.quantizers import UniformQuantizer
+from qatlib.training.recipe import recipe_plan
 
 __all__ = [
     "OPTIMIZERS",
@@ -60,6 +61,7 @@ __all__ = [
     "PairSummary",
     "mnist_problem",
     "make_quantizer",
+    "ste_side",
     "run_pair",
     "summarize",
     "eta_sweep",
@@ -436,6 +438,16 @@ def _simulate(
     return records
 
 
+def ste_side(cfg: PairConfig, q: UniformQuantizer) -> tuple[Estimator, float]:
+    """STE-net's estimator and learning-rate factor α, from the paper's recipe
+    (:func:`qatlib.training.recipe.recipe_plan`; its ``"sgd"`` family covers momentum), or the
+    plain STE when ``cfg.partner == "ste"``."""
+    q_est = q_hat(cfg.sharpness, normalize=cfg.normalize)
+    recipe = recipe_plan(q_est, {"w": q}, "adam" if cfg.optimizer == "adam" else "sgd")
+    s_est: Estimator = estimators.STE() if cfg.partner == "ste" else recipe.estimator
+    return s_est, float(qatlib.alpha(q, q_est)) if recipe.scales_lr else 1.0
+
+
 def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = None) -> PairTrace:
     """Train Q̂-net and STE-net side by side for ``cfg.steps`` steps and record both sides of the bound.
 
@@ -451,15 +463,9 @@ def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = N
     batches = _batches(len(problem.y), cfg.batch_size, cfg.steps, cfg.seed)
     q = make_quantizer(cfg.bits, problem.fan_in)
     q_est = q_hat(cfg.sharpness, normalize=cfg.normalize)
-    if cfg.partner == "ste":
-        s_est: Estimator = estimators.STE()
-    elif cfg.optimizer == "adam":
-        s_est = estimators.PWL()  # Appendix G: PWL on [w_min, w_max] for Adam
-    else:
-        s_est = qatlib.mirror_partner(q_est, q)
-    w_max = q.representable_range[1]
     # α and the constants are computed (and qatlib.mirror's checks cached) outside the trace.
-    alpha = 1.0 if cfg.optimizer == "adam" else float(qatlib.alpha(q, q_est))
+    s_est, alpha = ste_side(cfg, q)
+    w_max = q.representable_range[1]
     consts = theory.lipschitz_constants(q, q_est)
     with jax.enable_x64(True):
         w0 = jax.random.uniform(
@@ -512,7 +518,7 @@ def summarize(trace: PairTrace, cfg: PairConfig, problem: Problem) -> PairSummar
         optimizer=cfg.optimizer,
         eta=float(cfg.eta),
         steps=int(cfg.steps),
-        alpha=1.0 if cfg.optimizer == "adam" else float(qatlib.alpha(q, est)),
+        alpha=ste_side(cfg, q)[1],
         L_minus=float(consts.L_minus),
         L_plus=float(consts.L_plus),
         L_prime=float(consts.L_prime),

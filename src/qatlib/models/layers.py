@@ -53,6 +53,7 @@ __all__ = [
     "QuantizedDense",
     "QuantizedConv",
     "max_pool",
+    "avg_pool",
 ]
 
 Array = jax.Array
@@ -216,3 +217,18 @@ def max_pool(x: Array, window: int = 2) -> Array:
     h, w = height // window, width // window
     x = x[:, : h * window, : w * window, :].reshape(batch, h, window, w, window, channels)
     return x.max(axis=(2, 4))
+
+
+def avg_pool(x: Array, window: int = 2) -> Array:
+    """Non-overlapping ``window x window`` average pooling (stride = window, VALID) by reshape and mean.
+
+    Equal to ``nn.avg_pool(x, (w, w), (w, w))`` up to float32 rounding (the sum's order).
+
+    >>> import jax.numpy as jnp
+    >>> avg_pool(jnp.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0].tolist()
+    [[2.5, 4.5], [10.5, 12.5]]
+    """
+    batch, height, width, channels = x.shape
+    h, w = height // window, width // window
+    x = x[:, : h * window, : w * window, :].reshape(batch, h, window, w, window, channels)
+    return x.mean(axis=(2, 4))

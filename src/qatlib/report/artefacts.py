@@ -15,20 +15,17 @@ commit and the full config. The chapters render these files; ``python -m qatlib 
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import datetime
 import json
-import math
 import os
 import platform
 import subprocess
-import tempfile
 from importlib import metadata
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from qatlib.files import read_json, to_jsonable, write_json
 
 __all__ = [
     "percent",
@@ -45,6 +42,7 @@ __all__ = [
     "read_json",
     "RUN_DEPENDENT_KEYS",
     "differing_values",
+    "cpu_isa",
     "device_info",
     "package_versions",
     "provenance",
@@ -124,56 +122,6 @@ def checkpoint_dir(chapter: str, preset: str, config: Any) -> Path:
     return metrics_path(chapter, preset, runs_root() / "checkpoints").parent / key
 
 
-def to_jsonable(value: Any) -> Any:
-    """Plain JSON types from numpy/JAX scalars and arrays, dataclasses, tuples and paths (NaN -> None)."""
-    if dataclasses.is_dataclass(value) and not isinstance(value, type):
-        return to_jsonable(dataclasses.asdict(value))
-    if hasattr(value, "model_dump") and not isinstance(value, type):  # a pydantic config
-        return to_jsonable({name: getattr(value, name) for name in type(value).model_fields})
-    if isinstance(value, dict):
-        return {str(key): to_jsonable(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [to_jsonable(item) for item in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    if isinstance(value, (int, np.integer)):
-        return int(value)
-    if isinstance(value, (float, np.floating)):
-        value = float(value)
-        return value if math.isfinite(value) else None
-    if hasattr(value, "__array__"):
-        return to_jsonable(np.asarray(value).tolist())
-    if value is None or isinstance(value, str):
-        return value
-    return repr(value)
-
-
-def write_json(path: str | os.PathLike[str], payload: Any) -> Path:
-    """Write ``payload`` as JSON atomically: a temporary file in the same folder, then ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(to_jsonable(payload), indent=2, sort_keys=False, allow_nan=False) + "\n"
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-    return path
-
-
-def read_json(path: str | os.PathLike[str]) -> Any:
-    """Read a JSON artefact."""
-    return json.loads(Path(path).read_text())
-
-
 #: Keys of a results artefact that describe the run rather than its result (wall times, where it
 #: resumed, provenance): two runs of one config that agree in everything else reproduce each other.
 RUN_DEPENDENT_KEYS = frozenset({"provenance", "train_seconds", "first_step_seconds", "resumed_from_step"})
@@ -209,8 +157,27 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+#: Instruction-set levels of x86-64 CPUs, newest first, by the /proc/cpuinfo flag that marks each.
+ISA_LEVELS = (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX"), ("sse4_2", "SSE4.2"))
+
+
+def cpu_isa(flags: str | None = None) -> str:
+    """The CPU's vector instruction-set level (``"AVX-512"``, ``"AVX2"``, ...) from its cpuinfo flags.
+
+    >>> cpu_isa("fpu sse4_2 avx avx2 fma"), cpu_isa("sse4_2 avx2 avx512f avx512bw"), cpu_isa("neon")
+    ('AVX2', 'AVX-512', 'unknown')
+    """
+    if flags is None:
+        try:
+            flags = next(line for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags"))
+        except (OSError, StopIteration):
+            flags = ""
+    present = set(flags.replace(":", " ").split())
+    return next((name for flag, name in ISA_LEVELS if flag in present), "unknown")
+
+
 def device_info() -> dict[str, Any]:
-    """The JAX backend and devices, the CPU model and core count."""
+    """The JAX backend and devices, the CPU model, its instruction-set level and core count."""
     import jax
 
     devices = jax.devices()
@@ -218,6 +185,7 @@ def device_info() -> dict[str, Any]:
         "backend": jax.default_backend(),
         "devices": [getattr(device, "device_kind", str(device)) for device in devices],
         "cpu": _cpu_model(),
+        "isa": cpu_isa(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
     }

@@ -13,34 +13,52 @@ from typing import Any
 
 from qatlib import data
 from qatlib.experiments.beyond import BeyondConfig, run_sweep
-from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist
+from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist, run_seeds
 from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
 from qatlib.report import artefacts
 
-__all__ = ["mnist_artefact", "measure_mnist", "resnet50_artefact", "measure_resnet50", "measure_beyond"]
+__all__ = ["mnist_artefact", "measure_mnist", "check_mnist", "unit_cache", "resnet50_artefact", "measure_resnet50", "measure_beyond"]
 
 
-def mnist_artefact(run: MNISTRun, preset: str) -> dict[str, Any]:
-    """The results JSON of an MNIST run: its metrics plus provenance (data, steps, seconds, device, versions, config)."""
+def _mnist_data(dataset: data.MNIST) -> dict[str, Any]:
+    return {"source": dataset.source, "note": dataset.note, "train": len(dataset.train_labels), "val": len(dataset.val_labels)}
+
+
+def mnist_artefact(records: list[dict[str, Any]], config: MNISTConfig, preset: str, dataset: data.MNIST, seconds: float) -> dict[str, Any]:
+    """The results JSON of an MNIST preset: its records (one per seed x optimizer x length) plus
+    provenance (data, steps, seconds, device, versions, config)."""
     return {
-        **run.metrics,
+        "runs": records,
+        "data": _mnist_data(dataset),
         "provenance": artefacts.provenance(
-            data=run.metrics["data"],
-            steps=run.config.steps,
-            seconds=run.seconds,
-            config=run.config,
-            preset=preset,
-            train_seconds=run.train_seconds,
+            data=_mnist_data(dataset), steps=config.steps, seconds=seconds, config=config, preset=preset,
+            train_seconds=sum(record["train_seconds"] for record in records), workers=config.workers,
         ),
     }
 
 
-def measure_mnist(config: MNISTConfig, preset: str, *, progress: bool = True) -> tuple[MNISTRun, Path]:
-    """Run ``config`` (resuming from its checkpoints when it has them) and write its artefact."""
+def unit_cache() -> Path:
+    """``runs/checkpoints/mnist/units``: every finished MNIST run, keyed by what sets its numbers
+    (:func:`qatlib.experiments.mnist.unit_key`), shared by the presets that contain it."""
+    return artefacts.runs_root() / "checkpoints" / "mnist" / "units"
+
+
+def measure_mnist(config: MNISTConfig, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
+    """Run every seed x optimizer x length of ``config`` (resuming: each finished run is cached, long
+    ones checkpoint inside) and write the preset's artefact: ``(artefact, path)``."""
     del progress  # the config's own ``progress`` field decides
-    checkpoints = artefacts.checkpoint_dir("mnist", preset, config) if config.checkpoint_every else None
-    run = run_mnist(config, checkpoint_dir=checkpoints)
-    return run, artefacts.write_json(artefacts.output_path("mnist", preset), mnist_artefact(run, preset))
+    start = time.perf_counter()
+    dataset = data.load_mnist(config.source, data_dir=config.data_dir or None)
+    records = run_seeds(config, cache_dir=unit_cache())
+    out = mnist_artefact(records, config, preset, dataset, time.perf_counter() - start)
+    return out, artefacts.write_json(artefacts.output_path("mnist", preset), out)
+
+
+def check_mnist(config: MNISTConfig) -> MNISTRun:
+    """The chapter's own run: the preset's first seed, every optimizer in lock step, in this process
+    (a reproduction check of the committed artefact, and the arrays its figures draw)."""
+    first = config.replace(seeds=config.seeds[:1], steps=(config.lengths or (config.steps,))[-1], lengths=())
+    return run_mnist(first)
 
 
 def resnet50_artefact(out: dict[str, Any], config: ResNet50Config, preset: str) -> dict[str, Any]:
