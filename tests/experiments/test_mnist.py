@@ -87,55 +87,94 @@ def test_adam_comparison_follows_table_2(setup):
         comparison.comparison("rmsprop", model, params0, quantizers, Q_HAT, 1e-4, 100)
 
 
-def test_run_mnist_writes_the_issue_json_layout(small_data):
-    config = MNISTConfig(steps=4, batch_size=16, log_every=2, tracked_weights=64, eval_batch_size=128, progress=False)
+def test_run_mnist_writes_one_record_per_optimizer(small_data):
+    config = MNISTConfig(
+        steps=4, batch_size=16, log_every=2, tracked_weights=64, eval_batch_size=128, progress=False,
+        extra_lr_tweaks=(1.1,), rounding_twin=True,
+    )
     run = mnist.run_mnist(config, small_data)
-    out = run.metrics
+    by_optimizer = {record["spec"]["optimizer"]: record for record in run.records}
+    assert list(by_optimizer) == ["sgd", "adam"]
     for optimizer, names in comparison.EXPERIMENTS.items():
-        for name in names:
-            entry = out[optimizer][name]
+        record = by_optimizer[optimizer]
+        assert record["seed"] == 0 and record["spec"]["steps"] == 4 and record["spec"]["lr"] == config.learning_rate(optimizer)
+        assert list(record["pairs"]) == [*names, "lr_tweak_10pct", "rounding"]
+        for name in record["pairs"]:
+            entry = record["pairs"][name]
             assert set(entry) >= {
                 "E_bar", "E_bar_conv", "agreement", "agreement_conv", "authors_measure", "prediction_agreement",
-                "mirror_room",
+                "mirror_room", "E_t", "trained",
             }
             assert 0.0 <= entry["E_bar"] < 0.05 and 0.0 <= entry["E_bar_conv"] < 0.05
             assert entry["path_length_conv"] > 0 and entry["authors_measure"] >= 0
-            assert 0.9 <= out[optimizer][name]["agreement"] <= 1.0
-            assert run.history[optimizer][name]["E_bar"][0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
-        for role in ("q_net", "ste_net", "q_net_lr_tweak"):
-            assert set(out["accuracy"][optimizer][role]) == {"train_acc", "train_loss", "val_acc", "val_loss"}
-    assert run.history["steps"] == [0, 2, 4]
+            assert 0.9 <= entry["agreement"] <= 1.0
+            assert entry["E_t"]["E_bar"][0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
+        for role in ("q_net", "ste_net", "q_net_lr_tweak", "q_net_rounding"):
+            assert set(record["nets"][role]) == {"train_acc", "train_loss", "val_acc", "val_loss", "finite", "final_train_loss", "trained"}
+        assert record["log_steps"] == [0, 2, 4]
     assert run.levels["sgd/q_net"].shape == (5, 64)
+    out = by_optimizer["sgd"]["pairs"]
     # E_bar with M: recomputed from the returned params.
     direct = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], run.quantizers, Q_HAT)
-    assert out["sgd"]["baseline"]["E_bar"] == pytest.approx(direct)
+    assert out["baseline"]["E_bar"] == pytest.approx(direct)
     convs = metrics.select_layers(run.quantizers, lambda path: path.startswith("conv"))
     assert jax.tree.leaves(convs) == [run.quantizers[f"conv_{i}"]["kernel"] for i in range(3)]  # no dense
     conv_only = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], convs, Q_HAT)
-    assert out["sgd"]["baseline"]["E_bar_conv"] == pytest.approx(conv_only)
-    assert out["sgd"]["baseline"]["E_bar_conv"] != pytest.approx(out["sgd"]["baseline"]["E_bar"])
+    assert out["baseline"]["E_bar_conv"] == pytest.approx(conv_only)
+    assert out["baseline"]["E_bar_conv"] != pytest.approx(out["baseline"]["E_bar"])
     # The authors' measure: summed conv error over w_max, over net b's summed conv path length.
     # Net b's path over the steps is at least the straight line from its start to its end.
     start, end = run.initial_params["sgd/ste_net"], run.params["sgd/ste_net"]
     straight = float(metrics.path_length(start, end, convs))
-    assert out["sgd"]["baseline"]["path_length_conv"] >= straight * (1 - 1e-5) > 0
+    assert out["baseline"]["path_length_conv"] >= straight * (1 - 1e-5) > 0
     summed = metrics.summed_alignment_error(run.params["sgd/q_net"], run.params["sgd/ste_net"], convs, Q_HAT)
-    assert out["sgd"]["baseline"]["authors_measure"] == pytest.approx(summed / out["sgd"]["baseline"]["path_length_conv"])
-    payload = measure.mnist_artefact(run, "test")
-    assert set(payload["provenance"]) >= {"data", "steps", "seconds", "device", "versions", "config"}
+    assert out["baseline"]["authors_measure"] == pytest.approx(summed / out["baseline"]["path_length_conv"])
+    # The rounding twin sums the same gradients over other chunks: it is Q-hat-net to float32 rounding.
+    assert 0 <= out["rounding"]["E_bar"] < 1e-4
+    payload = measure.mnist_artefact(run.records, config, "test", small_data, 1.0)
+    assert set(payload["provenance"]) >= {"data", "steps", "seconds", "device", "versions", "config", "workers"}
+    assert payload["provenance"]["device"]["isa"] in ("AVX-512", "AVX2", "AVX", "SSE4.2", "unknown")
     assert payload["provenance"]["data"]["source"] == "idx"
-    verdicts = claims.claims(out)
-    assert set(verdicts) == {"sgd", "adam"} and "B" in verdicts["sgd"] and "B" not in verdicts["adam"]
-    printed = paper_tables()
-    table4 = tables.table4_error_frame(out, printed["table4"]["mnist"])
-    assert list(table4.index) == ["baseline (S)", "lr-tweak (S)", "unadjusted (S)", "baseline (A)", "lr-tweak (A)"]
-    assert table4.loc["baseline (S)", "$\\bar E$, paper"] == "0.515%"
-    assert "authors' measure, ours" in table4.columns
-    assert list(tables.table4_agreement_frame(out, printed["table4"]["mnist"]).index) == list(table4.index)
-    table5 = tables.table5_frame(out["accuracy"])
-    assert table5.loc["Diff (S)", "train loss"] == f"{out['accuracy']['sgd']['q_net']['train_loss'] - out['accuracy']['sgd']['ste_net']['train_loss']:.4f}"
-    assert tables.paper_table5_frame(printed["table5"]["mnist"]).loc["Diff (S)", "train loss"] == "0.0044"
-    assert "lr-tweak (A)" in tables.mirror_room_frame(out).index
+    decisions = {(d.optimizer, d.claim): d for d in claims.decide_all(payload["runs"])}
+    assert set(decisions) == {("sgd", "A"), ("adam", "A"), ("sgd", "B"), ("sgd", "accuracy"), ("adam", "accuracy")}
+    # 4 steps on 256 images: the nets are still near chance, so no verdict is given
+    assert decisions["sgd", "A"].verdict == "not trained" and decisions["sgd", "A"].untrained_seeds == (0,)
+
+
+def test_units_match_the_joint_run_bit_for_bit(small_data, tmp_path):
+    """A preset's runs (seed x optimizer) in 2 worker processes give the numbers of one process
+    training every optimizer's nets together: the artefact does not depend on how it was scheduled."""
+    config = MNISTConfig(steps=3, batch_size=16, log_every=3, tracked_weights=16, eval_batch_size=500,
+                         train_eval_examples=200, progress=False, seeds=(0, 1), workers=2, extra_lr_tweaks=(1.1,))
+    units = mnist.unit_configs(config)
+    assert [(u.seeds, u.optimizers) for u in units] == [((0,), ("sgd",)), ((0,), ("adam",)), ((1,), ("sgd",)), ((1,), ("adam",))]
+    assert len({mnist.unit_key(u) for u in units}) == 4
+    records = mnist.run_seeds(config, cache_dir=tmp_path)
+    assert len(list(tmp_path.glob("*.json"))) == 4  # each cached as it finished
+    joint = mnist.run_mnist(config.replace(seeds=(1,), workers=1))
+    volatile = {*artefacts.RUN_DEPENDENT_KEYS, "seconds"}
+    for record in joint.records:
+        unit = next(r for r in records if r["seed"] == 1 and r["spec"]["optimizer"] == record["spec"]["optimizer"])
+        fresh = artefacts.read_json(artefacts.write_json(tmp_path / "joint.json", record))
+        differing, compared = artefacts.differing_values(
+            {k: v for k, v in fresh.items() if k not in volatile}, {k: v for k, v in unit.items() if k not in volatile}
+        )
+        assert compared > 100 and differing == []
+    # a second call reads the cache: nothing is trained again
+    again = mnist.run_seeds(config.replace(workers=1), cache_dir=tmp_path)
+    assert [r["train_seconds"] for r in again] == [r["train_seconds"] for r in records]
+
+
+def test_a_net_that_does_not_train_is_flagged(small_data):
+    config = MNISTConfig(steps=3, batch_size=16, log_every=3, tracked_weights=0, eval_batch_size=500,
+                         train_eval_examples=100, progress=False, optimizers=("sgd",), sgd_lr=1e6)
+    with pytest.warns(RuntimeWarning, match="did not train"):
+        run = mnist.run_mnist(config, small_data)
+    record = run.records[0]
+    assert not record["nets"]["q_net"]["trained"]
+    assert not record["pairs"]["baseline"]["trained"]
+    decision = claims.decide(run.records, "sgd", "A")
+    assert decision.verdict == "not trained" and decision.untrained_seeds == (0,)
 
 
 def test_claims_follow_the_stated_thresholds():
@@ -153,7 +192,32 @@ def test_claims_follow_the_stated_thresholds():
 
 
 def test_presets_resolve_and_validate():
-    assert set(PRESETS) == {"quick", "default", "paper", "paper_gpu", "sgd_no_momentum", "level_centred_control"}
+    assert set(PRESETS) == {
+        "quick", "default", "paper", "paper_gpu", "sgd_no_momentum", "level_centred_control", "quick_seeds",
+        "default_seeds", "sgd_no_momentum_seeds", "paper_seeds", "paper_lengths", "paper_no_momentum", "authors_setup",
+    }
+    seeded = config_lib.resolve(PRESETS, "paper_seeds")
+    assert seeded.seeds == (0, 1, 2, 3, 4) and seeded.extra_lr_tweaks == (1.001, 1.1) and seeded.rounding_twin
+    assert {k for k, v in seeded.model_dump().items() if v != PRESETS["paper"].model_dump()[k]} == {
+        "seeds", "extra_lr_tweaks", "rounding_twin", "workers"
+    }
+    lengths = config_lib.resolve(PRESETS, "paper_lengths")
+    assert lengths.lengths == (100, 300, 1000) and lengths.seeds == (0, 1, 2)
+    # the 1,000-step runs of paper_lengths are those of paper_seeds (one cache entry each)
+    assert {mnist.unit_key(u) for u in mnist.unit_configs(lengths) if u.steps == 1000} <= {
+        mnist.unit_key(u) for u in mnist.unit_configs(seeded)
+    }
+    authors = config_lib.resolve(PRESETS, "authors_setup")
+    assert (authors.model, authors.quantize_dense, authors.sharpness, authors.alpha_on) == ("flax_example", False, 6.5, "slope")
+    assert (authors.sgd_lr, authors.sgd_momentum, authors.adam_lr, authors.batch_size) == (1e-3, 0.9, 1e-4, 600)
+    with pytest.raises(ValueError, match="flax_example.*quantize_dense=False"):
+        config_lib.resolve(PRESETS, "authors_setup", {"quantize_dense": "true"})
+    with pytest.raises(ValueError, match="seeds must not repeat"):
+        config_lib.resolve(PRESETS, "quick", {"seeds": "1,1"})
+    with pytest.raises(ValueError, match="extra_lr_tweaks"):
+        config_lib.resolve(PRESETS, "quick", {"extra_lr_tweaks": "1.01"})
+    with pytest.raises(ValueError, match="workers"):
+        config_lib.resolve(PRESETS, "quick", {"workers": "0"})
     differ = {k for k, v in PRESETS["paper_gpu"].model_dump().items() if v != PRESETS["paper"].model_dump()[k]}
     assert differ == {"microbatch", "conv_impl", "checkpoint_every"}  # the same schedule, run as a GPU runs it
     assert config_lib.resolve(PRESETS, "level_centred_control").centre == "level"
@@ -257,14 +321,13 @@ def test_a_killed_run_resumes_and_ends_bit_identical(tmp_path):
     assert steps_on_disk and max(steps_on_disk) < 12
 
     resumed = mnist.run_mnist(config, checkpoint_dir=directory)
-    assert resumed.metrics["resumed_from_step"] == max(steps_on_disk)
+    assert resumed.records[0]["resumed_from_step"] == max(steps_on_disk)
     for name in straight.params:
         for a, b in zip(jax.tree.leaves(straight.params[name]), jax.tree.leaves(resumed.params[name]), strict=True):
             np.testing.assert_array_equal(a, b)
     volatile = artefacts.RUN_DEPENDENT_KEYS
-    assert {k: v for k, v in straight.metrics.items() if k not in volatile} == {
-        k: v for k, v in resumed.metrics.items() if k not in volatile
-    }
+    for one, other in zip(straight.records, resumed.records, strict=True):
+        assert {k: v for k, v in one.items() if k not in volatile} == {k: v for k, v in other.items() if k not in volatile}
     np.testing.assert_array_equal(straight.levels["sgd/q_net"], resumed.levels["sgd/q_net"])
 
 
@@ -287,6 +350,7 @@ def test_microbatch_must_divide_the_batch_and_the_error_says_so():
     from qatlib.experiments import config as presets
 
     assert mnist.PRESETS["paper"].microbatch == 25 and 600 % 25 == 0
-    assert all(p.microbatch == 0 for name, p in mnist.PRESETS.items() if name != "paper")  # committed artefacts
+    chunked = {name for name, p in mnist.PRESETS.items() if p.microbatch}
+    assert chunked == {"paper", "paper_seeds", "paper_lengths", "paper_no_momentum", "authors_setup"}  # committed artefacts
     with pytest.raises(ValueError, match="microbatch must divide batch_size.*7 does not divide 600"):
         presets.resolve(mnist.PRESETS, "paper", {"microbatch": 7})
