@@ -159,7 +159,8 @@ class ResNet50Config(Config):
     total_steps: int = Field(160, ge=2)  # a shared period and at least one branched step
     shared_fraction: float = Field(0.1, gt=0, lt=1)
     controls: tuple[Literal["baseline_raw_state"], ...] = ()  # extra branches beyond the paper's
-    seed: int = 0
+    seed: int = 0  # the initialisation and the batch order
+    seeds: tuple[int, ...] = ()  # a seeded preset: one run per seed (each with `seed` set), one record per seed x optimizer
     # running
     log_every: int = Field(10, ge=1)
     num_devices: int = Field(0, ge=0)  # 0 -> all local devices
@@ -191,6 +192,7 @@ PRESETS: dict[str, ResNet50Config] = {
     ),
     "default": ResNet50Config(),
     "state_map_control": ResNet50Config(controls=("baseline_raw_state",)),
+    "default_seeds": ResNet50Config(seeds=(0, 1, 2)),
     "mnist_10_epochs": ResNet50Config(
         batch_size=128,
         total_steps=10 * (MNIST_TRAIN_SIZE // 128),
@@ -501,7 +503,7 @@ def run_experiment(
     """
 
     start = time.perf_counter()
-    data = data_lib.imagenet.load(cfg.dataset, **({"data_dir": cfg.data_dir or None} if cfg.dataset == "imagenet2012" else {}))
+    data = data_lib.imagenet.load(cfg.dataset, seed=cfg.seed, **({"data_dir": cfg.data_dir or None} if cfg.dataset == "imagenet2012" else {}))
     data_parallel = DataParallel.create(cfg.num_devices or None)
     data_parallel.check_batch_size(cfg.batch_size)
     estimator = q_hat(cfg.sharpness, name=cfg.estimator, scale=cfg.estimator_scale, normalize=cfg.normalize)

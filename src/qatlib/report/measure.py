@@ -15,7 +15,7 @@ from qatlib import data
 from qatlib.experiments.beyond import BeyondConfig, run_sweep
 from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist, run_seeds
 from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
-from qatlib.report import artefacts
+from qatlib.report import artefacts, claims
 
 __all__ = ["mnist_artefact", "measure_mnist", "check_mnist", "unit_cache", "resnet50_artefact", "measure_resnet50", "measure_beyond"]
 
@@ -73,9 +73,29 @@ def resnet50_artefact(out: dict[str, Any], config: ResNet50Config, preset: str) 
 
 
 def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
-    """Run the ResNet50 experiment at ``config`` and write its artefact: ``(metrics_json, path)``."""
-    checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, config)) if config.checkpoint_every else None
-    out = resnet50_artefact(run_experiment(config, progress=progress, checkpoint_dir=checkpoints), config, preset)
+    """Run the ResNet50 experiment at ``config`` and write its artefact: ``(metrics_json, path)``.
+
+    A seeded config (``seeds``) runs once per seed and writes ``{"runs": [...]}``, one record per
+    seed x optimizer (:func:`qatlib.report.claims.records_of` of each run), with its provenance.
+    """
+    if not config.seeds:
+        checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, config)) if config.checkpoint_every else None
+        out = resnet50_artefact(run_experiment(config, progress=progress, checkpoint_dir=checkpoints), config, preset)
+        return out, artefacts.write_json(artefacts.output_path("resnet50", preset), out)
+    start, records, data_note = time.perf_counter(), [], None
+    for seed in config.seeds:
+        one = config.replace(seed=seed, seeds=())
+        checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, one)) if one.checkpoint_every else None
+        result = run_experiment(one, progress=progress, checkpoint_dir=checkpoints)
+        data_note = result["data"]
+        for record in claims.records_of(result):
+            records.append({**record, "seed": seed, "spec": {**record["spec"], "steps": config.total_steps},
+                            "train_seconds": result["train_seconds"]})
+    out = {
+        "runs": records,
+        "provenance": artefacts.provenance(data=data_note, steps=config.total_steps, seconds=time.perf_counter() - start,
+                                           config=config, preset=preset, train_seconds=sum(r["train_seconds"] for r in records)),
+    }
     return out, artefacts.write_json(artefacts.output_path("resnet50", preset), out)
 
 

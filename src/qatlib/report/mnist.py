@@ -43,6 +43,7 @@ __all__ = [
     "EXPERIMENT_LABELS",
     "ARTEFACTS",
     "claim_phrase",
+    "cell_text",
     "setups_frame",
     "mirror_room_frame",
     "mean_history",
@@ -50,6 +51,9 @@ __all__ = [
     "paper_finding",
     "Page",
     "chapter",
+    "lr_change_interval",
+    "paper_metrics",
+    "MISSING",
 ]
 
 #: Row labels of the pairs, as the paper's Table 3 names them (S = SGD + momentum, A = Adam).
@@ -124,9 +128,10 @@ def percent_text(interval: claims.Interval | None, digits: int = 2, *, at_most: 
     if interval is None:
         return "–"
     high = interval.high if at_most is None else min(interval.high, at_most)
+    low = interval.low if at_most is None else max(interval.low, 0.0)  # a share: clipped to [0, at_most]
     if interval.n < 2:
         return f"{percent_number(interval.mean, digits)}% (one seed)"
-    return f"{percent_number(interval.mean, digits)}% [{percent_number(interval.low, digits)}, {percent_number(high, digits)}]"
+    return f"{percent_number(interval.mean, digits)}% [{percent_number(low, digits)}, {percent_number(high, digits)}]"
 
 
 def lr_change_text(interval: claims.Interval | None) -> str:
@@ -151,13 +156,14 @@ def _pair_interval(records: list[dict[str, Any]], experiment: str, key: str, *, 
     return claims.difference_interval(values)
 
 
-def _lr_change(records: list[dict[str, Any]]) -> claims.Interval | None:
+def lr_change_interval(records: list[dict[str, Any]]) -> claims.Interval | None:
+    """The baseline pair's equivalent lr change over seeds (:func:`qatlib.report.claims.equivalent_lr_change`)."""
     values = [v for r in records if (v := claims.equivalent_lr_change(r)) is not None]
     return claims.ratio_interval(values) if values else None
 
 
 def _paper_value(paper: dict[str, Any], optimizer: str, claim: str) -> str:
-    verdicts = claims.claims(_paper_metrics(paper))
+    verdicts = claims.claims(paper_metrics(paper))
     entry = verdicts.get(optimizer, {})
     if claim == "accuracy":
         return _minus(f"{100 * entry['val_acc_difference']:+.2f} pp") if "val_acc_difference" in entry else "–"
@@ -165,11 +171,11 @@ def _paper_value(paper: dict[str, Any], optimizer: str, claim: str) -> str:
     return f"{entry[key]:.2f}" if key in entry else "–"
 
 
-def _paper_metrics(paper: dict[str, Any]) -> dict[str, Any]:
-    """The paper's printed MNIST Tables 4 and 5 in the record shape (one seed)."""
-    from qatlib.report.glance import paper_metrics
+def paper_metrics(paper: dict[str, Any]) -> dict[str, Any]:
+    """The paper's printed MNIST Tables 4 and 5 in the shape :func:`qatlib.report.claims.claims` reads."""
+    from qatlib.report import glance
 
-    return paper_metrics(paper, "mnist")
+    return glance.paper_metrics(paper, "mnist")
 
 
 def glance_frame(records: list[dict[str, Any]], paper: dict[str, Any]) -> Any:
@@ -185,7 +191,7 @@ def glance_frame(records: list[dict[str, Any]], paper: dict[str, Any]) -> Any:
             "claim": _CLAIM_NAMES[decision.optimizer, decision.claim],
             "paper": _paper_value(paper, decision.optimizer, decision.claim),
             "ours (mean [95% interval])": text,
-            "equivalent lr change": lr_change_text(_lr_change(chosen)) if decision.claim == "A" else "–",
+            "equivalent lr change": lr_change_text(lr_change_interval(chosen)) if decision.claim == "A" else "–",
             "verdict": verdict_text(decision),
         })
     return pd.DataFrame(rows).set_index("claim")
@@ -257,7 +263,7 @@ def yardstick_frame(records: list[dict[str, Any]]) -> Any:
         row = {"optimizer": {"sgd": "SGD + momentum", "adam": "Adam"}[optimizer]}
         for experiment in ("rounding", "lr_tweak_0.1pct", "lr_tweak", "lr_tweak_10pct", "baseline"):
             row[f"Ē {EXPERIMENT_LABELS[experiment]}"] = percent_text(_pair_interval(chosen, experiment, "E_bar"))
-        row["baseline ≈ lr change of"] = lr_change_text(_lr_change(chosen))
+        row["baseline ≈ lr change of"] = lr_change_text(lr_change_interval(chosen))
         rows.append(row)
     return pd.DataFrame(rows).set_index("optimizer")
 
@@ -341,11 +347,23 @@ MISSING = "not in this checkout"
 
 
 def claim_phrase(decision: claims.Decision) -> str:
-    """``fails: 2.85 [2.41, 3.37]``: the verdict, then the statistic over seeds."""
+    """The verdict as a predicate with the statistic over seeds: ``fails (2.85 [2.41, 3.37])``,
+    ``is undecided (1.9 [1.2, 3.0])``, ``has no verdict: a net did not train (seed 2)``."""
+    if decision.verdict == "not trained":
+        return f"has no verdict: a net did not train (seed {', '.join(str(s) for s in decision.untrained_seeds)})"
     if decision.value is None:
-        return decision.verdict
+        return f"is {decision.verdict}"
     text = pp_text(decision.value) if decision.claim == "accuracy" else ratio_text(decision.value)
-    return f"{verdict_text(decision)}: {text}"
+    verb = decision.verdict if decision.verdict in ("holds", "fails") else f"is {decision.verdict}"
+    return f"{verb} ({text})"
+
+
+def cell_text(decision: claims.Decision) -> str:
+    """A claim in a table cell: ``2.85 [2.41, 3.37] fails``, or ``not trained (seed 2)``."""
+    if decision.verdict == "not trained" or decision.value is None:
+        return verdict_text(decision)
+    text = pp_text(decision.value) if decision.claim == "accuracy" else ratio_text(decision.value)
+    return f"{text} {decision.verdict}"
 
 
 def setups_frame(setups: dict[str, list[dict[str, Any]] | None]) -> Any:
@@ -364,7 +382,7 @@ def setups_frame(setups: dict[str, list[dict[str, Any]] | None]) -> Any:
         else:
             decided = {}
         for key, name in ((("sgd", "A"), "A, SGD"), (("adam", "A"), "A, Adam"), (("sgd", "B"), "B, SGD")):
-            row[name] = claim_phrase(decided[key]) if key in decided and decided[key].value is not None else "–"
+            row[name] = cell_text(decided[key]) if key in decided and decided[key].verdict != "not measured" else "–"
         rows.append(row)
     return pd.DataFrame(rows).set_index("setup")
 
@@ -515,11 +533,15 @@ def chapter(config: Any, preset: str) -> Page:
     values["mnist_claim_factor"] = f"{claims.CLAIM_FACTOR:g}"
     values["mnist_accuracy_tolerance"] = f"{100 * claims.ACCURACY_TOLERANCE:g}"
     values["mnist_confidence"] = f"{100 * claims.CONFIDENCE:g}%"
-    paper_verdicts = claims.claims(_paper_metrics(paper))
+    paper_verdicts = claims.claims(paper_metrics(paper))
     values["mnist_paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
     values["mnist_paper_a_adam"] = f"{paper_verdicts['adam']['A_ratio']:.2f}"
     values["mnist_paper_b"] = f"{paper_verdicts['sgd']['B_ratio']:.2f}"
 
+    for optimizer in ("sgd", "adam"):
+        for key in ("a", "accuracy", "a_{}_verdict", "accuracy_{}_verdict", "lr_change", "floor", "base", "agreement", "q_acc"):
+            values["mnist_" + (key.format(optimizer) if "{}" in key else f"{key}_{optimizer}")] = MISSING
+    values.update(mnist_b_sgd=MISSING, mnist_b_sgd_verdict=MISSING, mnist_room_same=MISSING)
     tabs: dict[str, Any] = {}
     figs: dict[str, Any] = {}
     missing = markup.table(tables.note_frame(f"The committed artefact is {MISSING}."), "Not in this checkout.", "tab-mnist-missing")
@@ -532,7 +554,7 @@ def chapter(config: Any, preset: str) -> Page:
             values[f"mnist_{claim.lower()}_{optimizer}_verdict"] = verdict_text(decision)
         for optimizer in ("sgd", "adam"):
             chosen = claims.select(headline, optimizer)
-            values[f"mnist_lr_change_{optimizer}"] = lr_change_text(_lr_change(chosen))
+            values[f"mnist_lr_change_{optimizer}"] = lr_change_text(lr_change_interval(chosen))
             values[f"mnist_floor_{optimizer}"] = percent_text(_pair_interval(chosen, "rounding", "E_bar"))
             values[f"mnist_base_{optimizer}"] = percent_text(_pair_interval(chosen, "baseline", "E_bar"))
             values[f"mnist_agreement_{optimizer}"] = percent_text(_pair_interval(chosen, "baseline", "agreement", ratio=False), 4, at_most=1.0)

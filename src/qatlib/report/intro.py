@@ -1,0 +1,145 @@
+"""The introduction's report: the verdicts first, each finding's headline computed from its interval.
+
+Every number the introduction shows is read from the committed seeded artefacts through
+:mod:`qatlib.report.mnist` (so it is the number the chapters show) and decided by
+:mod:`qatlib.report.claims`; a headline is chosen by the verdict, never written by hand.
+
+>>> from qatlib.report.claims import Decision, ratio_interval
+>>> headline(Decision("adam", "A", ratio_interval([1.0, 1.1, 0.9]), "holds"))
+'With Adam, the STE is enough'
+>>> headline(Decision("sgd", "A", ratio_interval([3.0, 2.8, 3.2]), "fails"))
+"With SGD and momentum, 'almost exactly the same' is too strong"
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qatlib.report import claims, markup
+from qatlib.report import tables as tables_lib
+from qatlib.report import mnist as mnist_report
+
+__all__ = ["HEADLINES", "headline", "convexity_check", "page"]
+
+#: The headline of each claim's bullet, by verdict.
+HEADLINES: dict[tuple[str, str], dict[str, str]] = {
+    ("adam", "A"): {
+        "holds": "With Adam, the STE is enough",
+        "fails": "With Adam, the STE is not enough",
+        "undecided": "With Adam, the seeds do not decide whether the STE is enough",
+    },
+    ("sgd", "A"): {
+        "holds": "With SGD and momentum, M and α make the STE enough",
+        "fails": "With SGD and momentum, 'almost exactly the same' is too strong",
+        "undecided": "With SGD and momentum, the seeds do not decide whether M and α make the STE enough",
+    },
+    ("sgd", "B"): {
+        "holds": "M and α matter",
+        "fails": "Without M and α the nets drift no further apart",
+        "undecided": "The seeds do not decide whether M and α matter",
+    },
+}
+_NOT_TRAINED = "Some nets did not train, so the claim has no verdict"
+
+
+def headline(decision: claims.Decision) -> str:
+    """The bullet's headline for a decided claim."""
+    if decision.verdict == "not trained":
+        return _NOT_TRAINED
+    if decision.verdict == "not measured":
+        return "Not measured in this checkout"
+    return HEADLINES[decision.optimizer, decision.claim][decision.verdict]
+
+
+def convexity_check(preset: str | None = None) -> dict[str, str]:
+    """The Theorems chapter's finding, measured: Q̂-net and STE-net twins (float64 softmax regression,
+    the Theorems chapter's ``preset``) with the un-normalised HTGE, whose α > 1; the share of
+    checked (weight, step) pairs where the per-step bound with the factor α holds, and where the
+    bound as printed in the paper (without it) fails."""
+    from qatlib.experiments import config, theorems, twins
+
+    cfg = config.resolve(theorems.PRESETS, preset)
+    problem = twins.mnist_problem(cfg.n_examples, seed=cfg.seed)
+    pair = twins.PairConfig(optimizer="sgd", eta=cfg.eta_unnormalized, normalize=False, steps=cfg.steps,
+                            batch_size=cfg.batch_size, bits=cfg.bits, sharpness=cfg.sharpness, seed=cfg.seed)
+    summary = twins.summarize(twins.run_pair(pair, problem), pair, problem)
+    holds = summary.holds >= 1.0 - 1e-12
+    return {
+        "thm_head": "The theorems hold where they are stated, with one correction" if holds
+        else "The per-step bound fails even with the correction",
+        "thm_alpha_raw": f"{summary.alpha:.1f}",
+        "thm_rigorous_holds": mnist_report.percent_number(summary.holds, 4) + "%",
+        "thm_printed_fails": mnist_report.percent_number(1.0 - summary.holds_printed, 2) + "%",
+        "thm_checked": f"{summary.checked:,}",
+    }
+
+
+def page() -> mnist_report.Page:
+    """The introduction's glued phrases and its two tables."""
+    from qatlib.report.paper import paper_tables
+
+    paper = paper_tables()
+    missing = mnist_report.MISSING
+    headline_records = mnist_report.stored(mnist_report.ARTEFACTS["headline"])
+    values: dict[str, str] = {
+        **convexity_check(),
+        "claim_factor": f"{claims.CLAIM_FACTOR:g}",
+        "accuracy_tolerance": f"{100 * claims.ACCURACY_TOLERANCE:g}",
+        "confidence": f"{100 * claims.CONFIDENCE:g}%",
+    }
+    tables: dict[str, Any] = {}
+    if headline_records:
+        seeds = len({r["seed"] for r in headline_records})
+        values["headline_seeds"] = str(seeds)
+        decided = {(d.optimizer, d.claim): d for d in claims.decide_all(headline_records)}
+        for (optimizer, claim), decision in decided.items():
+            key = f"{claim.lower()}_{optimizer}"
+            values[f"head_{key}"] = headline(decision) if (optimizer, claim) in HEADLINES else decision.verdict
+            values[f"claim_{key}"] = mnist_report.claim_phrase(decision)
+        for optimizer in ("sgd", "adam"):
+            chosen = claims.select(headline_records, optimizer)
+            values[f"lr_change_{optimizer}"] = mnist_report.lr_change_text(mnist_report.lr_change_interval(chosen))
+        tables["tab-glance"] = markup.table(
+            mnist_report.glance_frame(headline_records, paper),
+            f"The paper's claims on its own MNIST schedule (1,000 steps of batch 600, {seeds} seeds): the paper's "
+            f"ratio as printed, ours as the geometric mean over seeds with its {values['confidence']} interval, the "
+            "learning-rate change whose Q̂-net pair drifts as far as the baseline pair, and the verdict.",
+            "tab-glance",
+        )
+    else:
+        values["headline_seeds"] = missing
+        for key in ("a_sgd", "a_adam", "b_sgd", "accuracy_sgd", "accuracy_adam"):
+            values[f"head_{key}"] = values[f"claim_{key}"] = missing
+        values["lr_change_sgd"] = values["lr_change_adam"] = missing
+        tables["tab-glance"] = markup.table(
+            tables_lib.note_frame("Not in this checkout."), "The committed artefact of the paper_seeds preset is not in this checkout.", "tab-glance")
+    paper_verdicts = claims.claims(mnist_report.paper_metrics(paper))
+    values["paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
+
+    nomom = mnist_report.stored(mnist_report.ARTEFACTS["no_momentum"])
+    values["nomom_a_sgd"] = mnist_report.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else missing
+    lengths = {label: records for label, records in (
+        ("the paper preset", mnist_report.stored(mnist_report.ARTEFACTS["lengths"])),
+        ("the authors' setup", mnist_report.stored(mnist_report.ARTEFACTS["authors"])),
+    ) if records}
+    values["length_finding"] = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"]) if lengths else missing
+    resnet = mnist_report.stored("default_seeds", chapter="resnet50")
+    values["resnet_a_sgd"] = mnist_report.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else missing
+    values["resnet_b_sgd"] = mnist_report.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else missing
+    values["resnet_a_adam"] = mnist_report.claim_phrase(claims.decide(resnet, "adam", "A")) if resnet else missing
+
+    setups = {
+        "MNIST, the authors' schedule (paper_seeds)": headline_records,
+        "MNIST, the same without momentum (paper_no_momentum)": nomom,
+        "MNIST, 400 steps of batch 128 (default_seeds)": mnist_report.stored(mnist_report.ARTEFACTS["default"]),
+        "MNIST, the authors' code's setup, 1,000 steps (authors_setup)": [
+            r for r in (lengths.get("the authors' setup") or []) if r["spec"]["steps"] == 1000] or None,
+        "ResNet50 on MNIST at 32×32, 160 steps (default_seeds)": resnet,
+    }
+    tables["tab-setups"] = markup.table(
+        mnist_report.setups_frame(setups),
+        "The claims on every committed setup: the ratio over seeds (geometric mean and 95% interval) and the "
+        "verdict. The ResNet50 stand-in counts for or against a claim only where its interval decides it.",
+        "tab-setups",
+    )
+    return mnist_report.Page(values, tables, {})
