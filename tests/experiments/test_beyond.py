@@ -79,6 +79,8 @@ def test_points_cover_every_section_and_seed():
     assert {p.series for p in eta} == {"eta"} and {p.spec.momentum for p in eta} == {0.9}
     assert sorted({p.x for p in eta}) == pytest.approx([1e-5, 3e-5, 1e-4, 3e-4, 1e-3])
     assert len({p.key(config) for p in points}) == len(points)
+    bits = [p for p in points if p.section == "bits"]
+    assert {(p.spec.bits, p.spec.sharpness) for p in bits} == {(1, 2.0), (2, 6.5), (4, 18.0)}  # per-bin shapes alike
 
 
 @pytest.mark.parametrize(
@@ -89,6 +91,7 @@ def test_points_cover_every_section_and_seed():
         ({"sections": "learning_rate,bogus"}, "sections"),
         ({"seeds": "1,1"}, "seeds must not repeat"),
         ({"lr_factors": "0,1"}, "lr_factors and diagnostic_lr_factors must be positive"),
+        ({"bit_widths": "1,2"}, "bit_sharpnesses must give one positive sharpness per bit width"),
     ],
 )
 def test_bad_parameters_are_refused_before_any_work(override, message):

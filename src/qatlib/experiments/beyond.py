@@ -14,7 +14,7 @@ preset             what varies (every run: Q̂-net, STE-net by the paper's recip
 ``momentum``       β ∈ {0, 0.5, 0.9, 0.99} at a fixed step size η/(1-β) = 1e-2, plus the diagnostic
                    Q̂-net ``v <- βv + g; w <- w - η Q̂'(w) v`` (g = ∂L/∂Q(w)), paired with STE-net
                    (``momentum_lr``: both against η at β = 0.9, section 1's grid below the reference)
-``bits``           1, 2 and 4 bits: Table 4 for each (SGD + momentum and Adam)
+``bits``           1, 2 and 4 bits, HTGE sharpness 2, 6.5 and 18 / w_max (the authors'): Table 4 for each
 ``shape``          HTGE sharpness from soft to nearly flat between thresholds, the level-centred
                    phase, and EDE at 1 bit (Q̂' ≈ 0 inside the range: Assumption 5.1.1 fails)
 ``weight_decay``   an L2 term λw: α on STE-net's learning rate (scales λw too) vs on its slope
@@ -144,8 +144,11 @@ class BeyondConfig(Config):
     diagnostic_lr_factors: tuple[float, ...] = ()
     # sections 3 and 7: the optimizers of Table 4
     table_optimizers: tuple[Literal["momentum", "adam"], ...] = ("momentum", "adam")
-    # section 3: bit widths
+    # section 3: bit widths, each with its own HTGE sharpness (x 1/w_max) so that Q-hat' has a
+    # comparable shape per bin: the authors' k = 2, 6.5 and 18 at 1, 2 and 4 bits (at 5.5 and 4
+    # bits alpha is 0.998: Q-hat would be nearly the STE and the test empty)
     bit_widths: tuple[int, ...] = (1, 2, 4)
+    bit_sharpnesses: tuple[float, ...] = (2.0, 6.5, 18.0)
     # section 4: the estimator's shape
     sharpnesses: tuple[float, ...] = (1.0, 5.5, 22.0, 88.0)
     shape_controls: bool = True  # also the level-centred phase and EDE at 1 bit (with HTGE at 1 bit)
@@ -168,6 +171,10 @@ class BeyondConfig(Config):
             raise ValueError(f"lr_factors and diagnostic_lr_factors must be positive, got {self.lr_factors}, {self.diagnostic_lr_factors}")
         if any(bits < 1 for bits in self.bit_widths):
             raise ValueError(f"bit_widths must be >= 1, got {self.bit_widths}")
+        if len(self.bit_sharpnesses) != len(self.bit_widths) or any(not k > 0 for k in self.bit_sharpnesses):
+            raise ValueError(
+                f"bit_sharpnesses must give one positive sharpness per bit width {self.bit_widths}, got {self.bit_sharpnesses}"
+            )
         if any(decay < 0 for decay in self.weight_decays):
             raise ValueError(f"weight_decays must be >= 0, got {self.weight_decays}")
         if any(not k > 0 for k in self.sharpnesses):
@@ -194,6 +201,7 @@ PRESETS: dict[str, BeyondConfig] = {
         momenta=(0.0, 0.9),
         table_optimizers=("momentum",),
         bit_widths=(1,),
+        bit_sharpnesses=(2.0,),
         sharpnesses=(22.0,),
         shape_controls=False,
         weight_decays=(1e-2,),
@@ -247,8 +255,8 @@ def points(config: BeyondConfig) -> list[Point]:
                 add(section, "eta", lr, optimizer="sgd", momentum=0.9, lr=lr, diagnostic=True)
         elif section == "bits":
             for name in config.table_optimizers:
-                for bits in config.bit_widths:
-                    add(section, name, bits, lr=REFERENCE_LR[name], bits=bits, **_optimizer(name))
+                for bits, k in zip(config.bit_widths, config.bit_sharpnesses, strict=True):
+                    add(section, name, bits, lr=REFERENCE_LR[name], bits=bits, sharpness=k, **_optimizer(name))
         elif section == "shape":
             for name in config.table_optimizers:
                 for k in config.sharpnesses:
