@@ -23,12 +23,9 @@ API
 
 Batches are dicts ``{"image": float array (B, ...), "label": int array (B,)}``.
 
-Speed on a CPU (``benchmarks/bench_mnist_step.py``, numbers in ``benchmarks/results/mnist_step.json``
-and the README): the nets' steps are compiled side by side into one call (nets with different
-estimators and optimizers share it), and ``microbatch`` computes each net's gradient over chunks of
-a few examples, which keeps the activations in cache: on the project's 2-core CPU that is about 3x
-faster than the whole batch at once at batch 128 and 600, 2.2x PyTorch's step on the same net at
-batch 600 and 1.1x at batch 128.
+Speed: the nets' steps are compiled side by side into one call (nets with different estimators and
+optimizers share it), and ``microbatch`` computes each net's gradient over chunks of a few examples,
+which keeps the activations in a CPU's caches (figures: ``benchmarks/results/``).
 
 >>> import jax, jax.numpy as jnp, flax.linen as nn
 >>> from qatlib.training.optimizers import make_optimizer
@@ -151,9 +148,8 @@ def _summed_gradients(net: Net, state: TrainState, batch: Batch, microbatch: int
 
     The mean over the chunks of each chunk's mean-loss gradient equals the gradient of the batch's
     mean loss (equal chunks): the same sum in another order, so it agrees with the one-shot
-    gradient to float32 rounding (measured: ~2e-6 absolute on the MNIST convnet's gradients at
-    batch 600), not bit for bit. BatchNorm statistics would change with the chunk (they are per
-    batch), so models with BatchNorm refuse.
+    gradient to float32 rounding, not bit for bit. BatchNorm statistics would change with the chunk
+    (they are per batch), so models with BatchNorm refuse.
     """
     size = batch["label"].shape[0]
     if size % microbatch:
@@ -206,7 +202,7 @@ def make_lockstep_step(
         _check_microbatch(size)
 
     def step(states: Sequence[TrainState], batch: Batch):
-        # one scan per net: one scan over all nets' chunks ran 1.3x slower (7 MNIST nets)
+        # one scan per net (a single scan over all nets' chunks is slower: benchmarks/)
         gradients = [
             _summed_gradients(net, state, batch, size) if size else _gradients(net, state, batch)
             for net, state, size in zip(nets, states, chunks, strict=True)
@@ -396,9 +392,8 @@ def make_evaluator(
 
     ``microbatch`` > 0 runs each batch's forward pass over chunks of that many examples
     (``lax.map``) when it divides the batch size (else the batch at once): a speed knob only, since
-    each example's logits do not depend on the examples beside it. For the MNIST convnet on the
-    2-core CPU, chunks of 25 make an eval batch of 1,000 about 4x faster with every logit equal bit
-    for bit (``tests/training/test_lockstep.py``). Not combined with ``data_parallel``.
+    each example's logits do not depend on the examples beside it: every logit equals the whole
+    batch's bit for bit (``tests/training/test_lockstep.py``). Not combined with ``data_parallel``.
 
     >>> import flax.linen as nn, jax, numpy as np
     >>> model = nn.Dense(3)
