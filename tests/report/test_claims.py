@@ -1,4 +1,4 @@
-"""Tests for qatlib.report.claims (verdicts over seeds), qatlib.report.mnist and qatlib.report.intro
+"""Tests for qatlib.report.claims (verdicts over seeds), qatlib.report.seeds and qatlib.report.intro
 (the tables and phrases the MNIST chapter and the introduction glue)."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from qatlib.report import claims, intro
-from qatlib.report import mnist as report
+from qatlib.report import seeds as report
 from qatlib.report.paper import paper_tables
 
 
@@ -128,3 +128,21 @@ def test_intro_headlines_follow_the_verdict():
     undecided = claims.Decision("sgd", "B", claims.ratio_interval([1.5, 3.0, 2.0]), "undecided")
     assert "do not decide" in intro.headline(undecided)
     assert intro.headline(claims.Decision("adam", "A", None, "not trained", (1,))).startswith("Some nets did not train")
+
+
+def test_intro_page_reads_the_committed_artefacts(tmp_path, monkeypatch):
+    from qatlib import files
+
+    monkeypatch.setenv("QATLIB_RESULTS_DIR", str(tmp_path))
+    monkeypatch.setenv("QATLIB_PRESET", "quick")
+    tweaks = {"lr_tweak_0.1pct": 0.003, "lr_tweak_10pct": 0.03}
+    runs = [record(s, b, **tweaks) for s, b in enumerate((0.030, 0.031, 0.032))]
+    runs += [record(s, b, optimizer="adam", **tweaks) for s, b in enumerate((0.010, 0.011, 0.009))]
+    files.write_json(tmp_path / "mnist" / "paper_seeds" / "metrics.json", {"runs": runs})
+    page = intro.page()
+    assert page.values["head_a_sgd"] == intro.HEADLINES["sgd", "A"]["fails"]
+    assert page.values["head_a_adam"] == intro.HEADLINES["adam", "A"]["holds"]
+    assert page.values["claim_a_sgd"].startswith("fails (3.10 [")
+    assert page.values["headline_seeds"] == "3" and page.values["nomom_a_sgd"] == report.MISSING
+    assert page.values["thm_head"] == "The theorems hold where they are stated, with one correction"
+    assert set(page.tables) == {"tab-glance", "tab-setups"}

@@ -18,6 +18,7 @@ from typing import Any
 from qatlib.report import claims, markup
 from qatlib.report import tables as tables_lib
 from qatlib.report import mnist as mnist_report
+from qatlib.report import seeds
 
 __all__ = ["HEADLINES", "headline", "convexity_check", "page"]
 
@@ -68,19 +69,19 @@ def convexity_check(preset: str | None = None) -> dict[str, str]:
         "thm_head": "The theorems hold where they are stated, with one correction" if holds
         else "The per-step bound fails even with the correction",
         "thm_alpha_raw": f"{summary.alpha:.1f}",
-        "thm_rigorous_holds": mnist_report.percent_number(summary.holds, 4) + "%",
-        "thm_printed_fails": mnist_report.percent_number(1.0 - summary.holds_printed, 2) + "%",
+        "thm_rigorous_holds": seeds.percent_number(summary.holds, 4) + "%",
+        "thm_printed_fails": seeds.percent_number(1.0 - summary.holds_printed, 2) + "%",
         "thm_checked": f"{summary.checked:,}",
     }
 
 
-def page() -> mnist_report.Page:
+def page() -> seeds.Page:
     """The introduction's glued phrases and its two tables."""
     from qatlib.report.paper import paper_tables
 
     paper = paper_tables()
-    missing = mnist_report.MISSING
-    headline_records = mnist_report.stored(mnist_report.ARTEFACTS["headline"])
+    missing = seeds.MISSING
+    headline_records = seeds.stored(mnist_report.ARTEFACTS["headline"])
     values: dict[str, str] = {
         **convexity_check(),
         "claim_factor": f"{claims.CLAIM_FACTOR:g}",
@@ -89,19 +90,19 @@ def page() -> mnist_report.Page:
     }
     tables: dict[str, Any] = {}
     if headline_records:
-        seeds = len({r["seed"] for r in headline_records})
-        values["headline_seeds"] = str(seeds)
+        n_seeds = len({r["seed"] for r in headline_records})
+        values["headline_seeds"] = str(n_seeds)
         decided = {(d.optimizer, d.claim): d for d in claims.decide_all(headline_records)}
         for (optimizer, claim), decision in decided.items():
             key = f"{claim.lower()}_{optimizer}"
             values[f"head_{key}"] = headline(decision) if (optimizer, claim) in HEADLINES else decision.verdict
-            values[f"claim_{key}"] = mnist_report.claim_phrase(decision)
+            values[f"claim_{key}"] = seeds.claim_phrase(decision)
         for optimizer in ("sgd", "adam"):
             chosen = claims.select(headline_records, optimizer)
-            values[f"lr_change_{optimizer}"] = mnist_report.lr_change_text(mnist_report.lr_change_interval(chosen))
+            values[f"lr_change_{optimizer}"] = seeds.lr_change_text(seeds.lr_change_interval(chosen))
         tables["tab-glance"] = markup.table(
-            mnist_report.glance_frame(headline_records, paper),
-            f"The paper's claims on its own MNIST schedule (1,000 steps of batch 600, {seeds} seeds): the paper's "
+            seeds.glance_frame(headline_records, paper),
+            f"The paper's claims on its own MNIST schedule (1,000 steps of batch 600, {n_seeds} seeds): the paper's "
             f"ratio as printed, ours as the geometric mean over seeds with its {values['confidence']} interval, the "
             "learning-rate change whose Q̂-net pair drifts as far as the baseline pair, and the verdict.",
             "tab-glance",
@@ -113,33 +114,33 @@ def page() -> mnist_report.Page:
         values["lr_change_sgd"] = values["lr_change_adam"] = missing
         tables["tab-glance"] = markup.table(
             tables_lib.note_frame("Not in this checkout."), "The committed artefact of the paper_seeds preset is not in this checkout.", "tab-glance")
-    paper_verdicts = claims.claims(mnist_report.paper_metrics(paper))
+    paper_verdicts = claims.claims(seeds.paper_metrics(paper))
     values["paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
 
-    nomom = mnist_report.stored(mnist_report.ARTEFACTS["no_momentum"])
-    values["nomom_a_sgd"] = mnist_report.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else missing
+    nomom = seeds.stored(mnist_report.ARTEFACTS["no_momentum"])
+    values["nomom_a_sgd"] = seeds.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else missing
     lengths = {label: records for label, records in (
-        ("the paper preset", mnist_report.stored(mnist_report.ARTEFACTS["lengths"])),
-        ("the authors' setup", mnist_report.stored(mnist_report.ARTEFACTS["authors"])),
+        ("the paper preset", seeds.stored(mnist_report.ARTEFACTS["lengths"])),
+        ("the authors' setup", seeds.stored(mnist_report.ARTEFACTS["authors"])),
     ) if records}
     values["length_finding"] = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"]) if lengths else missing
-    resnet = mnist_report.stored("default_seeds", chapter="resnet50")
-    values["resnet_a_sgd"] = mnist_report.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else missing
-    values["resnet_b_sgd"] = mnist_report.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else missing
-    values["resnet_a_adam"] = mnist_report.claim_phrase(claims.decide(resnet, "adam", "A")) if resnet else missing
+    resnet = seeds.stored("default_seeds", chapter="resnet50")
+    values["resnet_a_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else missing
+    values["resnet_b_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else missing
+    values["resnet_a_adam"] = seeds.claim_phrase(claims.decide(resnet, "adam", "A")) if resnet else missing
 
     setups = {
         "MNIST, the authors' schedule (paper_seeds)": headline_records,
         "MNIST, the same without momentum (paper_no_momentum)": nomom,
-        "MNIST, 400 steps of batch 128 (default_seeds)": mnist_report.stored(mnist_report.ARTEFACTS["default"]),
+        "MNIST, 400 steps of batch 128 (default_seeds)": seeds.stored(mnist_report.ARTEFACTS["default"]),
         "MNIST, the authors' code's setup, 1,000 steps (authors_setup)": [
             r for r in (lengths.get("the authors' setup") or []) if r["spec"]["steps"] == 1000] or None,
         "ResNet50 on MNIST at 32×32, 160 steps (default_seeds)": resnet,
     }
     tables["tab-setups"] = markup.table(
-        mnist_report.setups_frame(setups),
+        seeds.setups_frame(setups),
         "The claims on every committed setup: the ratio over seeds (geometric mean and 95% interval) and the "
         "verdict. The ResNet50 stand-in counts for or against a claim only where its interval decides it.",
         "tab-setups",
     )
-    return mnist_report.Page(values, tables, {})
+    return seeds.Page(values, tables, {})

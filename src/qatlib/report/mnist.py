@@ -1,272 +1,24 @@
-"""The MNIST chapter's report, from the committed seeded artefacts: tables, verdicts and short phrases.
+"""The MNIST chapter's report: everything its page shows, from the committed seeded artefacts.
 
-Every page that shows an MNIST result reads it through this module, from ``results/mnist/<preset>/``
-(:func:`stored`), so every page shows the same numbers. A book build's own run is a reproduction
-check of one committed seed (:func:`reproduction`), never a second set of results.
-
-Formats: a ratio over seeds reads ``2.85 [2.41, 3.37]`` (geometric mean and its 95% interval, see
-:mod:`qatlib.report.claims`), an accuracy difference ``+0.05 pp [−0.10, +0.20]``.
-
->>> ratio_text(claims.ratio_interval([2.0, 2.2, 2.4]))
-'2.19 [1.75, 2.75]'
->>> ratio_text(claims.ratio_interval([2.0]))
-'2.00 (one seed)'
->>> pp_text(claims.difference_interval([0.001, -0.002, 0.0005]))
-'−0.02 pp [−0.42, +0.38]'
+:func:`chapter` reads the artefacts of :data:`ARTEFACTS` (tables and phrases through
+:mod:`qatlib.report.seeds`), runs the build's own check of one committed seed, and returns the
+page's glued phrases, tables and figures; the chapter itself is prose with short calls.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-
-import numpy as np
-from collections.abc import Iterable
 from typing import Any
 
-from qatlib.report import artefacts, claims
+import numpy as np
 
-__all__ = [
-    "stored",
-    "ratio_text",
-    "pp_text",
-    "percent_number",
-    "percent_text",
-    "lr_change_text",
-    "verdict_text",
-    "glance_frame",
-    "error_frame",
-    "accuracy_frame",
-    "yardstick_frame",
-    "lengths_frame",
-    "reproduction",
-    "EXPERIMENT_LABELS",
-    "ARTEFACTS",
-    "claim_phrase",
-    "cell_text",
-    "setups_frame",
-    "mirror_room_frame",
-    "mean_history",
-    "length_series",
-    "paper_finding",
-    "Page",
-    "chapter",
-    "lr_change_interval",
-    "paper_metrics",
-    "MISSING",
-]
+from qatlib.report import artefacts, claims, seeds
+from qatlib.report.seeds import (
+    MISSING, Page, accuracy_frame, claim_phrase, device_text, error_frame, glance_frame, lr_change_interval,
+    lr_change_text, mean_history, mirror_room_frame, paper_metrics, percent_text, ratio_text, reproduction,
+    setups_frame, stored, verdict_text, yardstick_frame,
+)
 
-#: Row labels of the pairs, as the paper's Table 3 names them (S = SGD + momentum, A = Adam).
-EXPERIMENT_LABELS = {
-    "baseline": "baseline",
-    "lr_tweak": "lr-tweak 1%",
-    "unadjusted": "unadjusted",
-    "lr_tweak_0.1pct": "lr-tweak 0.1%",
-    "lr_tweak_10pct": "lr-tweak 10%",
-    "rounding": "rounding twin",
-}
-_OPTIMIZER = {"sgd": "S", "adam": "A"}
-_CLAIM_NAMES = {
-    ("sgd", "A"): "A, SGD + momentum: Q̂-net trains like STE-net",
-    ("adam", "A"): "A, Adam: the same with nothing changed",
-    ("sgd", "B"): "B, SGD + momentum: without M and α it does not",
-    ("sgd", "accuracy"): "accuracy, SGD + momentum",
-    ("adam", "accuracy"): "accuracy, Adam",
-}
-
-
-def stored(preset: str, chapter: str = "mnist") -> list[dict[str, Any]] | None:
-    """The records of the committed artefact ``results/<chapter>/<preset>/`` (None where absent)."""
-    path = artefacts.metrics_path(chapter, preset)
-    return claims.records_of(artefacts.read_json(path)) if path.is_file() else None
-
-
-def _minus(text: str) -> str:
-    return text.replace("-", "−")
-
-
-def ratio_text(interval: claims.Interval | None) -> str:
-    """``mean [low, high]`` of a ratio over seeds, two decimals."""
-    if interval is None:
-        return "–"
-    if interval.n < 2:
-        return f"{interval.mean:.2f} (one seed)"
-    return f"{interval.mean:.2f} [{interval.low:.2f}, {interval.high:.2f}]"
-
-
-def pp_text(interval: claims.Interval | None) -> str:
-    """An accuracy difference in percentage points with its interval."""
-    if interval is None:
-        return "–"
-    if interval.n < 2:
-        return _minus(f"{100 * interval.mean:+.2f} pp (one seed)")
-    return _minus(f"{100 * interval.mean:+.2f} pp [{100 * interval.low:+.2f}, {100 * interval.high:+.2f}]")
-
-
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
-def percent_number(fraction: float, digits: int = 2) -> str:
-    """A fraction as a percentage with ``digits`` significant digits; below 0.001% as ``6.5×10⁻⁸``.
-
-    >>> percent_number(0.00515), percent_number(0.9831, 4), percent_number(6.5e-10), percent_number(0.0)
-    ('0.52', '98.31', '6.5×10⁻⁸', '0')
-    """
-    value = 100 * fraction
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else "–"
-    exponent = math.floor(math.log10(abs(value)))
-    if exponent < -3:
-        mantissa = value / 10**exponent
-        return _minus(f"{mantissa:.{digits - 1}f}×10{str(exponent).translate(_SUPERSCRIPT)}")
-    return f"{value:.{max(0, digits - 1 - exponent)}f}"
-
-
-def percent_text(interval: claims.Interval | None, digits: int = 2, *, at_most: float | None = None) -> str:
-    """A small fraction (Ē, agreement) over seeds as a percentage with ``digits`` significant digits
-    and its interval (clipped at ``at_most``, e.g. 1 for an agreement)."""
-    if interval is None:
-        return "–"
-    high = interval.high if at_most is None else min(interval.high, at_most)
-    low = interval.low if at_most is None else max(interval.low, 0.0)  # a share: clipped to [0, at_most]
-    if interval.n < 2:
-        return f"{percent_number(interval.mean, digits)}% (one seed)"
-    return f"{percent_number(interval.mean, digits)}% [{percent_number(low, digits)}, {percent_number(high, digits)}]"
-
-
-def lr_change_text(interval: claims.Interval | None) -> str:
-    """The equivalent learning-rate change in percent with its interval."""
-    return "–" if interval is None else percent_text(interval, 2)
-
-
-def verdict_text(decision: claims.Decision) -> str:
-    """The verdict as the tables print it ("holds", "fails", "undecided", "not trained on seed 2")."""
-    if decision.verdict == "not trained":
-        seeds = ", ".join(str(s) for s in decision.untrained_seeds)
-        return f"not trained (seed {seeds})"
-    return decision.verdict
-
-
-def _pair_interval(records: list[dict[str, Any]], experiment: str, key: str, *, ratio: bool = True) -> claims.Interval | None:
-    values = [r["pairs"][experiment][key] for r in records if experiment in r["pairs"] and r["pairs"][experiment].get(key) is not None]
-    if not values:
-        return None
-    if ratio and all(v > 0 for v in values):
-        return claims.ratio_interval(values)
-    return claims.difference_interval(values)
-
-
-def lr_change_interval(records: list[dict[str, Any]]) -> claims.Interval | None:
-    """The baseline pair's equivalent lr change over seeds (:func:`qatlib.report.claims.equivalent_lr_change`)."""
-    values = [v for r in records if (v := claims.equivalent_lr_change(r)) is not None]
-    return claims.ratio_interval(values) if values else None
-
-
-def _paper_value(paper: dict[str, Any], optimizer: str, claim: str) -> str:
-    verdicts = claims.claims(paper_metrics(paper))
-    entry = verdicts.get(optimizer, {})
-    if claim == "accuracy":
-        return _minus(f"{100 * entry['val_acc_difference']:+.2f} pp") if "val_acc_difference" in entry else "–"
-    key = f"{claim}_ratio"
-    return f"{entry[key]:.2f}" if key in entry else "–"
-
-
-def paper_metrics(paper: dict[str, Any]) -> dict[str, Any]:
-    """The paper's printed MNIST Tables 4 and 5 in the shape :func:`qatlib.report.claims.claims` reads."""
-    from qatlib.report import glance
-
-    return glance.paper_metrics(paper, "mnist")
-
-
-def glance_frame(records: list[dict[str, Any]], paper: dict[str, Any]) -> Any:
-    """The claims at a glance: per claim the paper's value, ours over seeds (mean and 95% interval),
-    the equivalent lr change of the baseline pair, and the verdict."""
-    import pandas as pd
-
-    rows = []
-    for decision in claims.decide_all(records):
-        chosen = claims.select(records, decision.optimizer)
-        text = pp_text(decision.value) if decision.claim == "accuracy" else ratio_text(decision.value)
-        rows.append({
-            "claim": _CLAIM_NAMES[decision.optimizer, decision.claim],
-            "paper": _paper_value(paper, decision.optimizer, decision.claim),
-            "ours (mean [95% interval])": text,
-            "equivalent lr change": lr_change_text(lr_change_interval(chosen)) if decision.claim == "A" else "–",
-            "verdict": verdict_text(decision),
-        })
-    return pd.DataFrame(rows).set_index("claim")
-
-
-def error_frame(records: list[dict[str, Any]], paper: dict[str, Any] | None = None) -> Any:
-    """Paper Table 4 with intervals: per pair, Ē over all quantized kernels and over the conv
-    kernels, the authors' path-normalised measure and the agreement, each over seeds."""
-    import pandas as pd
-
-    rows = []
-    for optimizer in ("sgd", "adam"):
-        chosen = claims.select(records, optimizer)
-        if not chosen:
-            continue
-        printed = (paper or {}).get("table4", {}).get("mnist", {}).get(optimizer, {})
-        for experiment, label in EXPERIMENT_LABELS.items():
-            if not any(experiment in r["pairs"] for r in chosen):
-                continue
-            entry = printed.get(experiment, {})
-            rows.append({
-                "pair": f"{label} ({_OPTIMIZER[optimizer]})",
-                "Ē, paper": f"{100 * entry['E_bar']:.3g}%" if "E_bar" in entry else "–",
-                "Ē, ours": percent_text(_pair_interval(chosen, experiment, "E_bar")),
-                "Ē conv kernels": percent_text(_pair_interval(chosen, experiment, "E_bar_conv")),
-                "authors' measure": percent_text(_pair_interval(chosen, experiment, "authors_measure")),
-                "agreement, paper": f"{100 * entry['agreement']:.2f}%" if "agreement" in entry else "–",
-                "agreement, ours": percent_text(_pair_interval(chosen, experiment, "agreement", ratio=False), 4, at_most=1.0),
-            })
-    return pd.DataFrame(rows).set_index("pair")
-
-
-def accuracy_frame(records: list[dict[str, Any]]) -> Any:
-    """Paper Table 5 over seeds: each net's test and training accuracy, and Q̂-net − STE-net."""
-    import pandas as pd
-
-    rows = []
-    for optimizer in ("sgd", "adam"):
-        chosen = claims.select(records, optimizer)
-        if not chosen:
-            continue
-        for role, label in (("ste_net", "STE-net"), ("q_net", "Q̂-net")):
-            row = {"net": f"{label} ({_OPTIMIZER[optimizer]})"}
-            for column, key in (("test acc", "val_acc"), ("train acc", "train_acc"), ("test loss", "val_loss")):
-                values = [r["nets"][role][key] for r in chosen if r["nets"].get(role, {}).get(key) is not None]
-                interval = claims.difference_interval(values) if values else None
-                if interval is None:
-                    row[column] = "–"
-                elif key == "val_loss":
-                    row[column] = f"{interval.mean:.4f}" + (f" ± {(interval.high - interval.low) / 2:.4f}" if interval.n > 1 else "")
-                else:
-                    row[column] = f"{100 * interval.mean:.2f}%" + (f" ± {50 * (interval.high - interval.low):.2f}" if interval.n > 1 else "")
-            rows.append(row)
-        decision = claims.decide(chosen, optimizer, "accuracy")
-        rows.append({"net": f"Q̂ − STE ({_OPTIMIZER[optimizer]})", "test acc": pp_text(decision.value), "train acc": "", "test loss": ""})
-    return pd.DataFrame(rows).set_index("net")
-
-
-def yardstick_frame(records: list[dict[str, Any]]) -> Any:
-    """The yardsticks of the baseline pair: Ē of the rounding twin and of the lr-tweak pairs beside
-    the baseline's, and the lr change the baseline pair is equivalent to (each over seeds)."""
-    import pandas as pd
-
-    rows = []
-    for optimizer in ("sgd", "adam"):
-        chosen = claims.select(records, optimizer)
-        if not chosen:
-            continue
-        row = {"optimizer": {"sgd": "SGD + momentum", "adam": "Adam"}[optimizer]}
-        for experiment in ("rounding", "lr_tweak_0.1pct", "lr_tweak", "lr_tweak_10pct", "baseline"):
-            row[f"Ē {EXPERIMENT_LABELS[experiment]}"] = percent_text(_pair_interval(chosen, experiment, "E_bar"))
-        row["baseline ≈ lr change of"] = lr_change_text(lr_change_interval(chosen))
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("optimizer")
-
+__all__ = ["HEADLINE", "ARTEFACTS", "CHECKED_AGAINST", "lengths_frame", "length_series", "paper_finding", "chapter"]
 
 def lengths_frame(setups: dict[str, list[dict[str, Any]]]) -> Any:
     """Claim A against run length: per setup and length, the ratio over seeds for SGD and Adam
@@ -288,45 +40,6 @@ def lengths_frame(setups: dict[str, list[dict[str, Any]]]) -> Any:
     return pd.DataFrame(rows).set_index(["setup", "steps"])
 
 
-def _pair_values(records: Iterable[dict[str, Any]]) -> dict[tuple[int, str, str], float]:
-    return {
-        (r["seed"], r["spec"]["optimizer"], experiment): pair["E_bar"]
-        for r in records for experiment, pair in r["pairs"].items() if pair.get("E_bar") is not None
-    }
-
-
-def reproduction(run_records: list[dict[str, Any]], committed: list[dict[str, Any]] | None) -> str:
-    """How this build's run (one seed) compares with the committed artefact's record of that seed:
-    "equal bit for bit", or the largest relative difference of Ē over the pairs, and whether each
-    of this run's claim ratios lies inside the committed interval over seeds."""
-    if not committed:
-        return "no committed artefact to compare with"
-    seed = run_records[0]["seed"]
-    steps = run_records[0]["spec"]["steps"]
-    same_seed = [r for r in committed if r["seed"] == seed and r["spec"].get("steps") == steps]
-    ours, theirs = _pair_values(run_records), _pair_values(same_seed)
-    shared = sorted(set(ours) & set(theirs))
-    if not shared:
-        return f"the committed artefact has no run of seed {seed} at {steps:,} steps"
-    largest = max(abs(ours[k] - theirs[k]) / max(abs(theirs[k]), 1e-30) for k in shared)
-    if largest == 0:
-        head = f"this build's seed-{seed} run equals the committed one bit for bit (Ē of {len(shared)} pairs)"
-    else:
-        head = f"this build's seed-{seed} run differs from the committed one by up to {100 * largest:.2g}% in Ē"
-    inside, outside = [], []
-    for optimizer, claim in claims.CLAIMS:
-        mine = claims.decide(run_records, optimizer, claim).value
-        committed_value = claims.decide([r for r in committed if r["spec"].get("steps") == steps], optimizer, claim).value
-        if mine is None or committed_value is None or committed_value.n < 2:
-            continue
-        (inside if committed_value.contains(mine.mean) else outside).append(f"{claim} ({optimizer})")
-    tail = ""
-    if inside or outside:
-        tail = "; its ratios lie inside the committed 95% intervals" if not outside else (
-            f"; outside the committed 95% interval: {', '.join(outside)}")
-    return head + tail
-
-
 # ------------------------------------------------------------------------------------ the chapter
 #: The committed artefacts the chapter reads, by role.
 HEADLINE = "paper_seeds"
@@ -344,86 +57,6 @@ ARTEFACTS = {
 #: The committed artefact a preset's build run is checked against (its seeded twin).
 CHECKED_AGAINST = {"quick": "quick_seeds", "default": "default_seeds", "paper": "paper_seeds", "sgd_no_momentum": "sgd_no_momentum_seeds"}
 MISSING = "not in this checkout"
-
-
-def claim_phrase(decision: claims.Decision) -> str:
-    """The verdict as a predicate with the statistic over seeds: ``fails (2.85 [2.41, 3.37])``,
-    ``is undecided (1.9 [1.2, 3.0])``, ``has no verdict: a net did not train (seed 2)``."""
-    if decision.verdict == "not trained":
-        return f"has no verdict: a net did not train (seed {', '.join(str(s) for s in decision.untrained_seeds)})"
-    if decision.value is None:
-        return f"is {decision.verdict}"
-    text = pp_text(decision.value) if decision.claim == "accuracy" else ratio_text(decision.value)
-    verb = decision.verdict if decision.verdict in ("holds", "fails") else f"is {decision.verdict}"
-    return f"{verb} ({text})"
-
-
-def cell_text(decision: claims.Decision) -> str:
-    """A claim in a table cell: ``2.85 [2.41, 3.37] fails``, or ``not trained (seed 2)``."""
-    if decision.verdict == "not trained" or decision.value is None:
-        return verdict_text(decision)
-    text = pp_text(decision.value) if decision.claim == "accuracy" else ratio_text(decision.value)
-    return f"{text} {decision.verdict}"
-
-
-def setups_frame(setups: dict[str, list[dict[str, Any]] | None]) -> Any:
-    """The claims on several committed setups: per setup, each claim's statistic over seeds and
-    its verdict (a dash where the setup did not train that optimizer)."""
-    import pandas as pd
-
-    rows = []
-    for label, records in setups.items():
-        row = {"setup": label, "seeds": "–"}
-        if records:
-            steps = max(r["spec"].get("steps") or 0 for r in records)
-            at = [r for r in records if (r["spec"].get("steps") or 0) == steps]
-            row["seeds"] = str(len({r["seed"] for r in at}))
-            decided = {(d.optimizer, d.claim): d for d in claims.decide_all(at)}
-        else:
-            decided = {}
-        for key, name in ((("sgd", "A"), "A, SGD"), (("adam", "A"), "A, Adam"), (("sgd", "B"), "B, SGD")):
-            row[name] = cell_text(decided[key]) if key in decided and decided[key].verdict != "not measured" else "–"
-        rows.append(row)
-    return pd.DataFrame(rows).set_index("setup")
-
-
-def mirror_room_frame(records: list[dict[str, Any]]) -> Any:
-    """Per pair, over seeds: tracked weights that changed level, the share of them visiting the same
-    sequence of levels in both nets, and the mean steps between paired crossings."""
-    import pandas as pd
-
-    rows = []
-    for optimizer in ("sgd", "adam"):
-        chosen = claims.select(records, optimizer)
-        for experiment in ("baseline", "lr_tweak", "unadjusted", "rounding"):
-            rooms = [r["pairs"][experiment]["mirror_room"] for r in chosen if "mirror_room" in r["pairs"].get(experiment, {})]
-            if not rooms:
-                continue
-            same = claims.difference_interval([room["same_sequence_among_moving"] for room in rooms])
-            offset = claims.difference_interval([room["mean_offset"] for room in rooms])
-            rows.append({
-                "pair": f"{EXPERIMENT_LABELS[experiment]} ({_OPTIMIZER[optimizer]})",
-                "moved": f"{np.mean([room['moving_weights'] for room in rooms]):,.0f}",
-                "same sequence": percent_text(same, 3, at_most=1.0),
-                "steps apart": f"{offset.mean:.1f}" + (f" [{max(offset.low, 0.0):.1f}, {offset.high:.1f}]" if offset.n > 1 else ""),
-            })
-    return pd.DataFrame(rows).set_index("pair")
-
-
-def mean_history(records: list[dict[str, Any]]) -> dict[str, Any]:
-    """E^(t) of every pair as the geometric mean over seeds (zeros kept), in the history shape of
-    :func:`qatlib.report.figures.training.error_curves`."""
-    history: dict[str, Any] = {"steps": records[0]["log_steps"]}
-    for optimizer in ("sgd", "adam"):
-        chosen = claims.select(records, optimizer)
-        for experiment in ("baseline", "lr_tweak", "unadjusted"):
-            curves = [r["pairs"][experiment]["E_t"]["E_bar"] for r in chosen if experiment in r["pairs"]]
-            if curves:
-                values = np.asarray(curves, np.float64)
-                with np.errstate(divide="ignore"):
-                    mean = np.where(np.all(values > 0, axis=0), np.exp(np.log(np.where(values > 0, values, 1)).mean(axis=0)), 0.0)
-                history.setdefault(optimizer, {})[experiment] = {"E_bar": mean.tolist()}
-    return history
 
 
 def length_series(setups: dict[str, list[dict[str, Any]]], optimizer: str) -> dict[str, dict[int, claims.Interval]]:
@@ -462,33 +95,6 @@ def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float) -> st
     return ", and ".join(parts)
 
 
-@dataclasses.dataclass
-class Page:
-    """What the MNIST chapter shows: glued phrases, tables (MyST markup) and figures, by name."""
-
-    values: dict[str, str]
-    tables: dict[str, Any]
-    figures: dict[str, Any]
-
-    def glue_all(self) -> None:
-        """Glue every value and figure (``myst_nb.glue``, not displayed)."""
-        import matplotlib.pyplot as plt
-        from myst_nb import glue
-
-        for name, value in {**self.values, **self.figures}.items():
-            glue(name, value, display=False)
-        for figure in self.figures.values():
-            plt.close(figure)
-
-
-def _device_text(provenance: dict[str, Any]) -> str:
-    device = provenance["device"]
-    if device["backend"] == "gpu":
-        return ", ".join(device["devices"])
-    isa = f", {device['isa']}" if device.get("isa") else ""
-    return f"{device['cpu']}{isa}, {device['cpu_count']} cores"
-
-
 def _headline_values(records: list[dict[str, Any]] | None, provenance: dict[str, Any] | None) -> dict[str, str]:
     if not records or provenance is None:
         return dict.fromkeys(("mnist_headline_runs", "mnist_headline_seeds", "mnist_headline_nets", "mnist_headline_device",
@@ -498,7 +104,7 @@ def _headline_values(records: list[dict[str, Any]] | None, provenance: dict[str,
         "mnist_headline_runs": f"{len(records)}",
         "mnist_headline_seeds": f"{len({r['seed'] for r in records})}",
         "mnist_headline_nets": f"{nets}",
-        "mnist_headline_device": _device_text(provenance),
+        "mnist_headline_device": device_text(provenance),
         "mnist_headline_hours": artefacts.duration(provenance["seconds"]),
         "mnist_headline_commit": (provenance.get("git_commit") or "unknown")[:7],
     }
@@ -557,9 +163,9 @@ def chapter(config: Any, preset: str) -> Page:
         for optimizer in ("sgd", "adam"):
             chosen = claims.select(headline, optimizer)
             values[f"mnist_lr_change_{optimizer}"] = lr_change_text(lr_change_interval(chosen))
-            values[f"mnist_floor_{optimizer}"] = percent_text(_pair_interval(chosen, "rounding", "E_bar"))
-            values[f"mnist_base_{optimizer}"] = percent_text(_pair_interval(chosen, "baseline", "E_bar"))
-            values[f"mnist_agreement_{optimizer}"] = percent_text(_pair_interval(chosen, "baseline", "agreement", ratio=False), 4, at_most=1.0)
+            values[f"mnist_floor_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "rounding", "E_bar"))
+            values[f"mnist_base_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "E_bar"))
+            values[f"mnist_agreement_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "agreement", ratio=False), 4, at_most=1.0)
             values[f"mnist_q_acc_{optimizer}"] = percent_text(claims.difference_interval([r["nets"]["q_net"]["val_acc"] for r in chosen]), 4, at_most=1.0)
         tabs["tab-mnist-glance"] = markup.table(glance_frame(headline, paper), (
             f"The claims on the authors' schedule ({HEADLINE}: 1,000 steps of batch 600, {values['mnist_headline_seeds']} seeds): "
