@@ -160,14 +160,17 @@ class MNIST32:
         _check_batch_size(batch_size, self.train_size)
         return self.train_size // batch_size
 
-    def train_batch(self, step: int, batch_size: int) -> Batch:
-        """The batch of training step ``step`` (a pure function of ``seed``, ``step``, ``batch_size``)."""
+    def train_batch(self, step: int, batch_size: int, rows: tuple[int, int] | None = None) -> Batch:
+        """The batch of training step ``step`` (a pure function of ``seed``, ``step``, ``batch_size``),
+        or only its rows ``start:stop`` (one process's share of a global batch: the same rows of the
+        same batch, built alone)."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         per_epoch = self.steps_per_epoch(batch_size)
+        start, stop = _check_rows(rows, batch_size)
         epoch, within = divmod(step, per_epoch)
         order = np.random.default_rng((self.seed, epoch)).permutation(self.train_size)
-        index = order[within * batch_size : (within + 1) * batch_size]
+        index = order[within * batch_size : (within + 1) * batch_size][start:stop]
         images, labels, _, _ = _mnist_pixels()
         return _model_input(images[index], labels[index])
 
@@ -195,6 +198,16 @@ def _in_order(images: np.ndarray, labels: np.ndarray, stop: int, batch_size: int
     for start in range(0, stop, batch_size):
         end = min(start + batch_size, stop)
         yield _model_input(images[start:end], labels[start:end])
+
+
+def _check_rows(rows: tuple[int, int] | None, batch_size: int) -> tuple[int, int]:
+    """``rows`` as ``(start, stop)`` (default: the whole batch); ValueError unless ``0 <= start < stop <= batch_size``."""
+    if rows is None:
+        return 0, batch_size
+    start, stop = rows
+    if not 0 <= start < stop <= batch_size:
+        raise ValueError(f"rows must be (start, stop) with 0 <= start < stop <= batch_size ({batch_size}), got {rows!r}")
+    return int(start), int(stop)
 
 
 def _check_batch_size(batch_size: int, available: int) -> None:

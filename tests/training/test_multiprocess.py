@@ -1,0 +1,210 @@
+"""Runs over several processes: the ResNet50 ``quick`` preset as 2 processes x 2 CPU devices
+(``jax.distributed`` on localhost, gloo collectives) against 1 process x 4 devices, and a process
+killed after a checkpoint.
+
+Each launch is ``python -m qatlib run resnet50 --preset quick --no-notebook`` in fresh interpreters,
+as a user would start them (one command per process), with its own ``results/`` and ``runs/``
+folders. Every wait is bounded; processes still running when a test ends are killed.
+
+What is compared: every value of the two metrics artefacts (:func:`differing_values`, timings and
+provenance aside) and every array of the final checkpoint of each phase (params, BatchNorm
+statistics and optimizer state of every net, and the loss and E-bar logs), bit for bit. The
+compiled step is the same GSPMD program over 4 devices in both layouts; only the transport of its
+all-reduces differs (in-process vs gloo over TCP), and both sum the 4 shards in the same order, so
+nothing is left to a tolerance.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import qatlib
+from qatlib.report.artefacts import differing_values, read_json
+
+pytestmark = pytest.mark.slow
+
+SRC = Path(qatlib.__file__).resolve().parents[1]
+#: The run under test: the quick preset (reduced ResNet, 12 steps of batch 8, SGD and Adam, the
+#: shared period and every branch), with a checkpoint every 4 steps so that a killed run resumes.
+RUN = ["run", "resnet50", "--preset", "quick", "--no-notebook", "-p", "checkpoint_every", "4"]
+HEARTBEAT_SECONDS = 10  # a process silent this long counts as dead
+LAUNCH_TIMEOUT = 600  # the bound on one launch, start to end (about 1-3 min on a busy 2-core CPU)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclasses.dataclass
+class Launch:
+    """The processes of one run and where they write."""
+
+    folder: Path
+    processes: list[subprocess.Popen]
+    logs: list[Path]
+
+    @property
+    def metrics(self) -> Path:
+        return self.folder / "results" / "resnet50" / "quick" / "metrics.json"
+
+    @property
+    def checkpoints(self) -> Path:
+        (key,) = (self.folder / "runs" / "checkpoints" / "resnet50" / "quick").iterdir()
+        return key
+
+    def log(self, index: int) -> str:
+        return self.logs[index].read_text(errors="replace")
+
+    def wait(self, timeout: float = LAUNCH_TIMEOUT) -> list[int]:
+        """Every process's exit status, waiting at most ``timeout`` seconds in all."""
+        deadline = time.monotonic() + timeout
+        codes = []
+        for index, process in enumerate(self.processes):
+            try:
+                codes.append(process.wait(timeout=max(1.0, deadline - time.monotonic())))
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"process {index} still running after {timeout:.0f} s:\n{self.log(index)[-3000:]}")
+        return codes
+
+    def kill(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=30)
+
+
+def launch(folder: Path, processes: int, devices: int) -> Launch:
+    """Start the run as ``processes`` processes of ``devices`` CPU devices each, on localhost."""
+    folder.mkdir(parents=True, exist_ok=True)
+    env = {key: value for key, value in os.environ.items() if not key.startswith("JAX_")}
+    env.update(
+        XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
+        QATLIB_RESULTS_DIR=str(folder / "results"), PYTHONPATH=os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]),
+    )
+    port = free_port()
+    started = Launch(folder, [], [])
+    for index in range(processes):
+        command = [sys.executable, "-m", "qatlib", *RUN]
+        if processes > 1:
+            command += ["--coordinator-address", f"localhost:{port}", "--num-processes", str(processes),
+                        "--process-id", str(index), "--heartbeat-timeout", str(HEARTBEAT_SECONDS)]
+        log = folder / f"process{index}-{time.monotonic_ns()}.log"
+        with open(log, "w") as out:
+            started.processes.append(subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=folder))
+        started.logs.append(log)
+    return started
+
+
+@contextlib.contextmanager
+def running(folder: Path, processes: int, devices: int) -> Iterator[Launch]:
+    """:func:`launch`, and kill whatever is left of it when the block ends (pass or fail)."""
+    started = launch(folder, processes, devices)
+    try:
+        yield started
+    finally:
+        started.kill()
+
+
+def finished(folder: Path, processes: int, devices: int) -> Launch:
+    with running(folder, processes, devices) as run:
+        codes = run.wait()
+    for index, code in enumerate(codes):
+        assert code == 0, f"process {index} exited with {code}:\n{run.log(index)[-4000:]}"
+    return run
+
+
+def final_checkpoints(run: Launch) -> dict[str, list[np.ndarray]]:
+    """``{"sgd/shared": leaves, ...}``: every array of the newest checkpoint of each phase."""
+    import orbax.checkpoint as ocp
+
+    out = {}
+    for phase in sorted(path for path in run.checkpoints.glob("*/*") if path.is_dir()):
+        step = max(int(path.name) for path in phase.iterdir() if path.name.isdigit())
+        restored = ocp.StandardCheckpointer().restore(phase / str(step) / "default")
+        import jax
+
+        out[f"{phase.parent.name}/{phase.name}@{step}"] = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(restored)]
+    return out
+
+
+def assert_same_checkpoints(first: Launch, second: Launch) -> None:
+    a, b = final_checkpoints(first), final_checkpoints(second)
+    assert sorted(a) == sorted(b) and len(a) == 4, (sorted(a), sorted(b))  # sgd and adam, shared and branches
+    for phase in a:
+        assert len(a[phase]) == len(b[phase])
+        for index, (x, y) in enumerate(zip(a[phase], b[phase], strict=True)):
+            np.testing.assert_array_equal(x, y, err_msg=f"{phase}: leaf {index}")
+
+
+@pytest.fixture(scope="module")
+def one_by_four(tmp_path_factory) -> Launch:
+    return finished(tmp_path_factory.mktemp("1x4"), processes=1, devices=4)
+
+
+@pytest.fixture(scope="module")
+def two_by_two(tmp_path_factory) -> Launch:
+    return finished(tmp_path_factory.mktemp("2x2"), processes=2, devices=2)
+
+
+def test_two_processes_of_two_devices_equal_one_process_of_four(one_by_four, two_by_two):
+    first, second = read_json(one_by_four.metrics), read_json(two_by_two.metrics)
+    differing, compared = differing_values(first, second)
+    assert compared > 200 and differing == []
+    assert_same_checkpoints(one_by_four, two_by_two)
+    processes = second["provenance"]["processes"]
+    assert processes == {"process_count": 2, "devices_per_process": 2, "coordinator": "explicit"}
+    assert first["provenance"]["processes"] == {"process_count": 1, "devices_per_process": 4, "coordinator": "single process"}
+    assert first["provenance"]["data_parallel_devices"] == second["provenance"]["data_parallel_devices"] == 4
+    assert not list(two_by_two.folder.glob("results/*/*/*.ipynb"))  # --no-notebook: the artefact only
+    assert "process 1 of 2" in two_by_two.log(1) and "metrics:" not in two_by_two.log(1)  # only process 0 writes
+
+
+def wait_for_checkpoint(run: Launch, phase: str, timeout: float = LAUNCH_TIMEOUT) -> int:
+    """The first committed step of ``phase`` (e.g. ``"sgd/branches"``) while the run is still going."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(process.poll() is not None for process in run.processes):
+            pytest.fail("a process ended before the checkpoint:\n" + "\n".join(run.log(i)[-2000:] for i in range(2)))
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            steps = [int(path.name) for path in (run.checkpoints / phase).iterdir() if path.name.isdigit()]
+            if steps:
+                return min(steps)
+        time.sleep(0.2)
+    pytest.fail(f"no {phase} checkpoint within {timeout:.0f} s")
+
+
+def test_a_killed_process_stops_the_other_and_a_relaunch_resumes_to_the_uninterrupted_run(tmp_path, two_by_two):
+    folder = tmp_path / "killed"
+    with running(folder, processes=2, devices=2) as run:
+        wait_for_checkpoint(run, "sgd/branches")
+        run.processes[1].kill()
+        killed_at = time.time()
+        try:
+            code = run.processes[0].wait(timeout=6 * HEARTBEAT_SECONDS)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"process 0 still running {6 * HEARTBEAT_SECONDS} s after process 1 was killed")
+        assert code != 0
+        # JAX's coordination service names the task that stopped: process 1.
+        assert re.search(r"stopped sending heartbeats\):\s*(\S*task:)?1\b", run.log(0)), run.log(0)[-3000:]
+    shared = run.checkpoints / "sgd" / "shared"
+    shared_saved = max(path.stat().st_mtime for path in shared.iterdir() if path.name.isdigit())
+
+    resumed = finished(folder, processes=2, devices=2)
+    assert max(path.stat().st_mtime for path in shared.iterdir() if path.name.isdigit()) == shared_saved < killed_at
+    differing, _ = differing_values(read_json(resumed.metrics), read_json(two_by_two.metrics))
+    assert differing == []
+    assert_same_checkpoints(resumed, two_by_two)
