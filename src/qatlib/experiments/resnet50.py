@@ -136,6 +136,9 @@ class ResNet50Config(Config):
     # data
     dataset: Literal["mnist32", "imagenet2012"] = "mnist32"  # full MNIST at 32x32x3 (not ImageNet) | tfds
     data_dir: str = ""  # tfds data_dir for imagenet2012 ("" -> tfds default)
+    # imagenet2012: the training split's even parts, each feeding its rows of every batch; each
+    # process reads whole parts, so the process count must divide it (and it the batch size)
+    read_shards: int = Field(8, ge=1)
     batch_size: int = Field(16, ge=1)
     # training images and evaluation (MNIST: test) images, each, for Table 5 accuracy and loss: the
     # first eval_examples of each split, or the whole split if it is smaller
@@ -174,6 +177,10 @@ class ResNet50Config(Config):
         if self.dataset == "mnist32" and self.batch_size > MNIST_TRAIN_SIZE:
             raise ValueError(
                 f"batch_size must be <= {MNIST_TRAIN_SIZE} (MNIST's training images) for mnist32, got {self.batch_size}"
+            )
+        if self.dataset == "imagenet2012" and self.batch_size % self.read_shards:
+            raise ValueError(
+                f"batch_size must be a multiple of read_shards ({self.read_shards}) for imagenet2012, got {self.batch_size}"
             )
         return self
 
@@ -552,7 +559,8 @@ def run_experiment(
 
 def _run_experiment(cfg: ResNet50Config, *, progress: bool, checkpoint_dir: str | None) -> dict[str, Any]:
     start = time.perf_counter()
-    data = data_lib.imagenet.load(cfg.dataset, **({"data_dir": cfg.data_dir or None} if cfg.dataset == "imagenet2012" else {}))
+    imagenet = {"data_dir": cfg.data_dir or None, "seed": cfg.seed, "read_shards": cfg.read_shards}
+    data = data_lib.imagenet.load(cfg.dataset, **(imagenet if cfg.dataset == "imagenet2012" else {}))
     data_parallel = DataParallel.create(cfg.num_devices or None)
     data_parallel.check_batch_size(cfg.batch_size)
     estimator = q_hat(cfg.sharpness, name=cfg.estimator, scale=cfg.estimator_scale, normalize=cfg.normalize)
