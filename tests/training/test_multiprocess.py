@@ -6,12 +6,21 @@ Each launch is ``python -m qatlib run resnet50 --preset quick --no-notebook`` in
 as a user would start them (one command per process), with its own ``results/`` and ``runs/``
 folders. Every wait is bounded; processes still running when a test ends are killed.
 
-What is compared: every value of the two metrics artefacts (:func:`differing_values`, timings and
-provenance aside) and every array of the final checkpoint of each phase (params, BatchNorm
-statistics and optimizer state of every net, and the loss and E-bar logs), bit for bit. The
-compiled step is the same GSPMD program over 4 devices in both layouts; only the transport of its
-all-reduces differs (in-process vs gloo over TCP), and both sum the 4 shards in the same order, so
-nothing is left to a tolerance.
+What is compared: every value of the two metrics artefacts (timings and provenance aside) and
+every array of the final checkpoint of each phase (params, BatchNorm statistics and optimizer
+state of every net, and the loss and E-bar logs).
+
+1 x 4 against 2 x 2 is not bit for bit, and cannot be: the compiled step is the same GSPMD program
+over 4 devices in both layouts, but its all-reduces (the gradient's sum over the batch, BatchNorm's
+batch statistics) run in-process in one and through gloo over TCP in the other, which add the 4
+shards in another order; float32 addition is not associative, so a step's results differ in the
+last bits, and later steps carry that on. Measured on the quick preset (12 steps): losses within 2
+float32 ulps (4.8e-7 at 2.7), E-bar within 1.9e-10 of the range, every accuracy, agreement and
+prediction agreement equal; checkpoint arrays within 5.1e-6 of each array's largest magnitude. The
+tolerances below are about 5-10x those, far below any digit the chapter reports (E-bar in percent to
+2 decimals), and they still catch a real fault (a wrong batch row or step moves values by 1e-3 and
+more, and flips accuracies). A relaunched run against an uninterrupted one, both 2 x 2, is
+compared bit for bit.
 """
 
 from __future__ import annotations
@@ -31,7 +40,7 @@ import numpy as np
 import pytest
 
 import qatlib
-from qatlib.report.artefacts import differing_values, read_json
+from qatlib.report.artefacts import RUN_DEPENDENT_KEYS, differing_values, read_json
 
 pytestmark = pytest.mark.slow
 
@@ -39,6 +48,11 @@ SRC = Path(qatlib.__file__).resolve().parents[1]
 #: The run under test: the quick preset (reduced ResNet, 12 steps of batch 8, SGD and Adam, the
 #: shared period and every branch), with a checkpoint every 4 steps so that a killed run resumes.
 RUN = ["run", "resnet50", "--preset", "quick", "--no-notebook", "-p", "checkpoint_every", "4"]
+#: Every value of the artefacts: |a - b| <= METRIC_ATOL + METRIC_RTOL * max(|a|, |b|) (an
+#: accuracy or agreement, a multiple of 1/examples or 1/weights, must therefore be equal).
+METRIC_ATOL, METRIC_RTOL = 1e-8, 1e-6
+#: Every checkpoint array: max |x - y| <= CHECKPOINT_RTOL * max |x| over the array.
+CHECKPOINT_RTOL = 5e-5
 HEARTBEAT_SECONDS = 10  # a process silent this long counts as dead
 LAUNCH_TIMEOUT = 600  # the bound on one launch, start to end (about 1-3 min on a busy 2-core CPU)
 
@@ -129,25 +143,61 @@ def finished(folder: Path, processes: int, devices: int) -> Launch:
 
 def final_checkpoints(run: Launch) -> dict[str, list[np.ndarray]]:
     """``{"sgd/shared": leaves, ...}``: every array of the newest checkpoint of each phase."""
+    import jax
     import orbax.checkpoint as ocp
 
     out = {}
+    here = jax.sharding.SingleDeviceSharding(jax.devices()[0])  # saved over 4 devices, read back on one
     for phase in sorted(path for path in run.checkpoints.glob("*/*") if path.is_dir()):
         step = max(int(path.name) for path in phase.iterdir() if path.name.isdigit())
-        restored = ocp.StandardCheckpointer().restore(phase / str(step) / "default")
-        import jax
-
-        out[f"{phase.parent.name}/{phase.name}@{step}"] = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(restored)]
+        reader, item = ocp.StandardCheckpointer(), phase / str(step) / "default"
+        target = jax.tree_util.tree_map(
+            lambda leaf: jax.ShapeDtypeStruct(leaf.shape, leaf.dtype, sharding=here), reader.metadata(item).item_metadata
+        )
+        out[f"{phase.parent.name}/{phase.name}@{step}"] = [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(reader.restore(item, target))]
     return out
 
 
-def assert_same_checkpoints(first: Launch, second: Launch) -> None:
+def assert_same_checkpoints(first: Launch, second: Launch, rtol: float = 0.0) -> None:
+    """The final checkpoints of every phase hold the same arrays: equal, or within ``rtol`` of each
+    array's largest magnitude."""
     a, b = final_checkpoints(first), final_checkpoints(second)
     assert sorted(a) == sorted(b) and len(a) == 4, (sorted(a), sorted(b))  # sgd and adam, shared and branches
     for phase in a:
-        assert len(a[phase]) == len(b[phase])
+        assert len(a[phase]) == len(b[phase]) > 20, (phase, len(a[phase]))
         for index, (x, y) in enumerate(zip(a[phase], b[phase], strict=True)):
-            np.testing.assert_array_equal(x, y, err_msg=f"{phase}: leaf {index}")
+            assert x.shape == y.shape and x.dtype == y.dtype, (phase, index)
+            if rtol == 0.0 or x.dtype.kind != "f":
+                np.testing.assert_array_equal(x, y, err_msg=f"{phase}: leaf {index}")
+            else:
+                scale = float(np.max(np.abs(x), initial=0.0))
+                np.testing.assert_allclose(x, y, rtol=0, atol=rtol * scale, err_msg=f"{phase}: leaf {index}")
+
+
+def numbers(tree: object, path: str = "") -> dict[str, float]:
+    """Every number of an artefact by its path, provenance and timings left out."""
+    if isinstance(tree, dict):
+        return {k: v for key, value in tree.items() if key not in RUN_DEPENDENT_KEYS for k, v in numbers(value, f"{path}/{key}").items()}
+    if isinstance(tree, list):
+        return {k: v for index, value in enumerate(tree) for k, v in numbers(value, f"{path}[{index}]").items()}
+    return {path: tree}
+
+
+def assert_close_artefacts(first: dict, second: dict) -> int:
+    """The artefacts hold the same keys and strings and numbers within the metric tolerance; returns
+    how many values were compared."""
+    a, b = numbers(first), numbers(second)
+    assert sorted(a) == sorted(b)
+    far = {}
+    for key, x in a.items():
+        y = b[key]
+        if isinstance(x, (int, float)) and not isinstance(x, bool) and isinstance(y, (int, float)):
+            if not abs(x - y) <= METRIC_ATOL + METRIC_RTOL * max(abs(x), abs(y)):
+                far[key] = (x, y)
+        elif x != y:
+            far[key] = (x, y)
+    assert not far, f"{len(far)} of {len(a)} values differ beyond the tolerance, e.g. {list(far.items())[:5]}"
+    return len(a)
 
 
 @pytest.fixture(scope="module")
@@ -162,9 +212,8 @@ def two_by_two(tmp_path_factory) -> Launch:
 
 def test_two_processes_of_two_devices_equal_one_process_of_four(one_by_four, two_by_two):
     first, second = read_json(one_by_four.metrics), read_json(two_by_two.metrics)
-    differing, compared = differing_values(first, second)
-    assert compared > 200 and differing == []
-    assert_same_checkpoints(one_by_four, two_by_two)
+    assert assert_close_artefacts(first, second) > 200
+    assert_same_checkpoints(one_by_four, two_by_two, rtol=CHECKPOINT_RTOL)
     processes = second["provenance"]["processes"]
     assert processes == {"process_count": 2, "devices_per_process": 2, "coordinator": "explicit"}
     assert first["provenance"]["processes"] == {"process_count": 1, "devices_per_process": 4, "coordinator": "single process"}
