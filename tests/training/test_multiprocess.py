@@ -101,11 +101,16 @@ class Launch:
                 process.wait(timeout=30)
 
 
-def launch(folder: Path, processes: int, devices: int) -> Launch:
-    """Start the run as ``processes`` processes of ``devices`` CPU devices each, on localhost."""
+def launch(folder: Path, processes: int, devices: int, cache: Path) -> Launch:
+    """Start the run as ``processes`` processes of ``devices`` CPU devices each, on localhost.
+
+    Launches of one layout share JAX's persistent compilation cache in ``cache``: a relaunch reuses
+    the programs its first launch compiled (the same executables, so the same numbers, without
+    minutes of compiling). Each layout has its own, so no run can take another layout's program."""
     folder.mkdir(parents=True, exist_ok=True)
     env = {key: value for key, value in os.environ.items() if not key.startswith("JAX_")}
     env.update(
+        JAX_COMPILATION_CACHE_DIR=str(cache / f"{processes}x{devices}"), JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0",
         XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}", JAX_PLATFORMS="cpu",
         QATLIB_RESULTS_DIR=str(folder / "results"), PYTHONPATH=os.pathsep.join([str(SRC), env.get("PYTHONPATH", "")]),
     )
@@ -124,17 +129,17 @@ def launch(folder: Path, processes: int, devices: int) -> Launch:
 
 
 @contextlib.contextmanager
-def running(folder: Path, processes: int, devices: int) -> Iterator[Launch]:
+def running(folder: Path, processes: int, devices: int, cache: Path) -> Iterator[Launch]:
     """:func:`launch`, and kill whatever is left of it when the block ends (pass or fail)."""
-    started = launch(folder, processes, devices)
+    started = launch(folder, processes, devices, cache)
     try:
         yield started
     finally:
         started.kill()
 
 
-def finished(folder: Path, processes: int, devices: int) -> Launch:
-    with running(folder, processes, devices) as run:
+def finished(folder: Path, processes: int, devices: int, cache: Path) -> Launch:
+    with running(folder, processes, devices, cache) as run:
         codes = run.wait()
     for index, code in enumerate(codes):
         assert code == 0, f"process {index} exited with {code}:\n{run.log(index)[-4000:]}"
@@ -201,13 +206,18 @@ def assert_close_artefacts(first: dict, second: dict) -> int:
 
 
 @pytest.fixture(scope="module")
-def one_by_four(tmp_path_factory) -> Launch:
-    return finished(tmp_path_factory.mktemp("1x4"), processes=1, devices=4)
+def cache(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("compilation-cache")
 
 
 @pytest.fixture(scope="module")
-def two_by_two(tmp_path_factory) -> Launch:
-    return finished(tmp_path_factory.mktemp("2x2"), processes=2, devices=2)
+def one_by_four(tmp_path_factory, cache) -> Launch:
+    return finished(tmp_path_factory.mktemp("1x4"), processes=1, devices=4, cache=cache)
+
+
+@pytest.fixture(scope="module")
+def two_by_two(tmp_path_factory, cache) -> Launch:
+    return finished(tmp_path_factory.mktemp("2x2"), processes=2, devices=2, cache=cache)
 
 
 def test_two_processes_of_two_devices_equal_one_process_of_four(one_by_four, two_by_two):
@@ -236,9 +246,9 @@ def wait_for_checkpoint(run: Launch, phase: str, timeout: float = LAUNCH_TIMEOUT
     pytest.fail(f"no {phase} checkpoint within {timeout:.0f} s")
 
 
-def test_a_killed_process_stops_the_other_and_a_relaunch_resumes_to_the_uninterrupted_run(tmp_path, two_by_two):
+def test_a_killed_process_stops_the_other_and_a_relaunch_resumes_to_the_uninterrupted_run(tmp_path, two_by_two, cache):
     folder = tmp_path / "killed"
-    with running(folder, processes=2, devices=2) as run:
+    with running(folder, processes=2, devices=2, cache=cache) as run:
         wait_for_checkpoint(run, "sgd/branches")
         run.processes[1].kill()
         killed_at = time.time()
@@ -252,7 +262,7 @@ def test_a_killed_process_stops_the_other_and_a_relaunch_resumes_to_the_uninterr
     shared = run.checkpoints / "sgd" / "shared"
     shared_saved = max(path.stat().st_mtime for path in shared.iterdir() if path.name.isdigit())
 
-    resumed = finished(folder, processes=2, devices=2)
+    resumed = finished(folder, processes=2, devices=2, cache=cache)
     assert max(path.stat().st_mtime for path in shared.iterdir() if path.name.isdigit()) == shared_saved < killed_at
     differing, _ = differing_values(read_json(resumed.metrics), read_json(two_by_two.metrics))
     assert differing == []

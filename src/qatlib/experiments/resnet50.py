@@ -34,7 +34,8 @@ branches (baseline, lr-tweak) continue in lock step with it on the same batches.
   be measured.
 * ``paper`` -- the paper's configuration for a user with ImageNet prepared for tfds and an
   accelerator: imagenet2012 at 224x224, 100 epochs of batch 128 (the Flax example's defaults),
-  10 shared epochs, checkpoints every epoch, data parallel over all local devices. Never run for
+  10 shared epochs, checkpoints every epoch, data parallel over every device of every process
+  (one process per host; the README's "The paper preset on many hosts"). Never run for
   this book (no accelerator was available); days on one GPU, the paper used a TPU. Expected:
   Table 4 (right) E_bar 5.42% / 5.46% / 7.88% (SGD) and 7.18% / 4.99% (Adam); Table 5 (right)
   train accuracy around 69%.
@@ -336,8 +337,8 @@ def run_optimizer(
     ``model`` is a Flax module with an ``estimator`` field (cloned per branch), ``variables`` its
     initial ``{"params", "batch_stats"}``, ``batch_fn(step)`` the training batch of ``step`` (the
     same batches for every net): the whole batch, or one already placed by ``data_parallel``
-    (over several processes, each builds its own rows: :meth:`DataParallel.shard_local_batch`). The learning-rate schedule runs over ``total_steps`` for every net
-    and continues across the branch point (optax keeps the step count in the state). With
+    (over several processes, each builds its own rows: :meth:`DataParallel.shard_local_batch`).
+    The learning-rate schedule runs over ``total_steps`` for every net and continues across the branch point (optax keeps the step count in the state). With
     ``checkpoint_dir`` and ``checkpoint_every`` both phases save every N steps and resume from
     their last checkpoint (:mod:`qatlib.training.checkpoint`); each phase's checkpoint folder is
     locked while the phase runs. ``branches`` defaults to the paper's
