@@ -96,3 +96,83 @@ def test_bad_arguments_fail_before_work(tmp_path):
         Checkpointer(tmp_path / "empty", every=1).restore({"w": jnp.zeros(())})
     with pytest.raises(ValueError):
         run_with_checkpoints(lambda s, i: s, {}, -1, None)
+
+
+# ----------------------------------------------------------------------------------------------
+# One run per checkpoint folder: the lock.
+
+HOLDER = """
+import sys, time
+from qatlib.training.checkpoint import Checkpointer
+Checkpointer(sys.argv[1], every=1)
+print("holding", flush=True)
+sys.stdin.read()  # hold the folder until the test closes our stdin (or kills us)
+"""
+
+
+@pytest.fixture
+def holder(tmp_path):
+    """Another process (another run) holding a Checkpointer on ``tmp_path / "run"``."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import qatlib
+
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(Path(qatlib.__file__).resolve().parents[1]))
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, str(tmp_path / "run")], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env
+    )
+    try:
+        line = process.stdout.readline()  # bounded: the holder either prints or exits
+        assert line.strip() == "holding", f"the holder did not start (exit {process.wait(timeout=60)})"
+        yield process
+    finally:
+        process.kill()
+        process.wait(timeout=60)
+
+
+def test_a_second_run_on_a_locked_folder_refuses_and_names_the_first(tmp_path, holder):
+    from qatlib.training.checkpoint import CheckpointInUse
+
+    with pytest.raises(CheckpointInUse, match=rf'{tmp_path / "run"} is in use by another run: .*"pid": {holder.pid}'):
+        Checkpointer(tmp_path / "run", every=1)
+    with Checkpointer(tmp_path / "other", every=1) as other:  # another folder (a sweep's other worker): no conflict
+        assert other.save(1, {"w": jnp.ones(2)})
+    holder.kill()
+    holder.wait(timeout=60)
+    with Checkpointer(tmp_path / "run", every=1) as ckpt:  # the OS released the dead run's lock
+        assert ckpt.latest_step() is None
+
+
+def lockable(path) -> bool:
+    """Whether a fresh open of the lock file (as another run would open it) can take the lock now."""
+    import fcntl
+
+    with open(path) as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return False
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        return True
+
+
+def test_the_lock_is_counted_within_a_process_and_released_on_close(tmp_path):
+    from qatlib.training import checkpoint
+
+    first = Checkpointer(tmp_path / "run", every=1)
+    again = Checkpointer(tmp_path / "run", every=1)  # the same process re-opening its folder (a retry)
+    lock = tmp_path / "run" / checkpoint.LOCK_FILE
+    assert '"pid"' in lock.read_text()
+    first.close()
+    first.close()  # idempotent: does not release the other holder's share
+    assert not lockable(lock)
+    again.close()
+    assert lockable(lock)
+    with pytest.raises(ValueError, match="closed"):
+        again.latest_step()
+    with Checkpointer(tmp_path / "run", every=1) as ckpt:  # orbax ignores the lock file
+        ckpt.save(1, {"w": jnp.ones(2)})
+        assert ckpt.all_steps() == [1]

@@ -7,7 +7,8 @@ Both sources hand the training loop the same thing -- dicts ``{"image": float32 
 - ``"imagenet2012"``: tensorflow-datasets ``imagenet2012`` with the Flax ImageNet example's
   preprocessing (random-resized crop + flip for training, 224/256 centre crop for evaluation,
   bicubic resize). TensorFlow is an optional extra (``pip install qatlib[imagenet]``) imported only
-  here, and the data must already be prepared in ``data_dir``: nothing is ever downloaded.
+  here, and the data must already be prepared in ``data_dir``: nothing is ever downloaded. Its
+  tests run on ``tfds.testing.mock_data`` (``tests/data/test_imagenet_mock.py``).
 - ``"mnist32"`` (the CPU default): **full MNIST, not ImageNet** -- the 60,000 training images
   for training and the 10,000 test images for evaluation, read by :func:`qatlib.data.load_mnist`
   from the shipped, MD5-verified IDX files, zero-padded from 28x28 to 32x32 and repeated to three
@@ -17,7 +18,8 @@ Both sources hand the training loop the same thing -- dicts ``{"image": float32 
   it is built (all 60,000 images as normalised float32 32x32x3 would take 737 MB).
 
 Training batches are a pure function of ``(seed, step)``, so a run resumed from a checkpoint sees
-exactly the batches it would have seen.
+exactly the batches it would have seen; and either source builds any rows ``start:stop`` of a batch
+alone (``rows=``), so each process of a multi-process run reads only its share of the same batches.
 
 >>> data = load("mnist32")
 >>> batch = data.train_batch(step=0, batch_size=8)
@@ -64,7 +66,7 @@ class ImageData(Protocol):
     num_classes: int
     image_size: int
 
-    def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]: ...
+    def train_iterator(self, batch_size: int, start_step: int = 0, rows: tuple[int, int] | None = None) -> Iterator[Batch]: ...
 
     def eval_iterator(self, batch_size: int) -> Iterator[Batch]: ...
 
@@ -160,21 +162,24 @@ class MNIST32:
         _check_batch_size(batch_size, self.train_size)
         return self.train_size // batch_size
 
-    def train_batch(self, step: int, batch_size: int) -> Batch:
-        """The batch of training step ``step`` (a pure function of ``seed``, ``step``, ``batch_size``)."""
+    def train_batch(self, step: int, batch_size: int, rows: tuple[int, int] | None = None) -> Batch:
+        """The batch of training step ``step`` (a pure function of ``seed``, ``step``, ``batch_size``),
+        or only its rows ``start:stop`` (one process's share of a global batch: the same rows of the
+        same batch, built alone)."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         per_epoch = self.steps_per_epoch(batch_size)
+        start, stop = _check_rows(rows, batch_size)
         epoch, within = divmod(step, per_epoch)
         order = np.random.default_rng((self.seed, epoch)).permutation(self.train_size)
-        index = order[within * batch_size : (within + 1) * batch_size]
+        index = order[within * batch_size : (within + 1) * batch_size][start:stop]
         images, labels, _, _ = _mnist_pixels()
         return _model_input(images[index], labels[index])
 
-    def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]:
+    def train_iterator(self, batch_size: int, start_step: int = 0, rows: tuple[int, int] | None = None) -> Iterator[Batch]:
         step = start_step
         while True:
-            yield self.train_batch(step, batch_size)
+            yield self.train_batch(step, batch_size, rows=rows)
             step += 1
 
     def eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
@@ -195,6 +200,16 @@ def _in_order(images: np.ndarray, labels: np.ndarray, stop: int, batch_size: int
     for start in range(0, stop, batch_size):
         end = min(start + batch_size, stop)
         yield _model_input(images[start:end], labels[start:end])
+
+
+def _check_rows(rows: tuple[int, int] | None, batch_size: int) -> tuple[int, int]:
+    """``rows`` as ``(start, stop)`` (default: the whole batch); ValueError unless ``0 <= start < stop <= batch_size``."""
+    if rows is None:
+        return 0, batch_size
+    start, stop = rows
+    if not 0 <= start < stop <= batch_size:
+        raise ValueError(f"rows must be (start, stop) with 0 <= start < stop <= batch_size ({batch_size}), got {rows!r}")
+    return int(start), int(stop)
 
 
 def _check_batch_size(batch_size: int, available: int) -> None:
@@ -227,70 +242,127 @@ def _tf_modules() -> tuple[Any, Any]:
 class TFDSImageNet:
     """``imagenet2012`` from a prepared tfds ``data_dir``, preprocessed as in the Flax ImageNet example.
 
-    Deterministic: the shuffle has a fixed seed and ``tf.data`` runs with ``deterministic=True``;
-    resuming at ``start_step`` skips that many batches of the same stream.
+    Training batches are the same whoever reads them. The training split is cut into
+    ``read_shards`` even parts (``tfds.even_splits``, by read instructions: each part is its own
+    files' range); part ``k`` supplies rows ``k*b .. (k+1)*b`` of every global batch
+    (``b = batch_size / read_shards``), from its own stream: repeated, shuffled with seed
+    ``(seed, k)``, and each example augmented (random-resized crop, flip) with stateless random ops
+    seeded by ``(seed, k, its position in the stream)``. A process that reads rows ``start:stop``
+    (:meth:`qatlib.training.parallel.DataParallel.local_rows`) opens only the parts those rows come
+    from, so over P processes each reads ``1/P`` of the data, and the global batches are those of one
+    process reading every part: the same for any P that divides ``read_shards``. Resuming at
+    ``start_step`` skips that many batches of each part's stream before any image is decoded.
+    ``tf.data`` runs with ``deterministic=True`` throughout.
+
+    Evaluation reads a split once, in order, with the centre crop: every process reads all of it
+    (the evaluator keeps its own rows of each batch).
     """
 
     data_dir: str | None = None
     seed: int = 0
     image_size: int = IMAGENET_IMAGE_SIZE
     shuffle_buffer_size: int = 2_000
+    read_shards: int = 8
     name: str = "imagenet2012"
     num_classes: int = 1000
+    train_split: str = "train"
+    eval_split: str = "validation"
+
+    def __post_init__(self) -> None:
+        for field in ("read_shards", "shuffle_buffer_size", "image_size"):
+            value = getattr(self, field)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{field} must be a positive int, got {value!r}")
 
     def _builder(self) -> Any:
         _, tfds = _tf_modules()
-        builder = tfds.builder("imagenet2012", data_dir=self.data_dir)
-        try:
-            prepared = builder.is_prepared() if hasattr(builder, "is_prepared") else bool(builder.info.splits)
-            if not prepared:
-                raise KeyError("imagenet2012")
-        except Exception as error:  # pragma: no cover
+        builder = tfds.builder(self.name, data_dir=self.data_dir)
+        if not builder.info.splits:
             raise FileNotFoundError(
-                f"imagenet2012 is not prepared in data_dir={self.data_dir!r}; prepare it with tfds "
-                "(manual download of the ILSVRC2012 tars) -- this library never downloads data"
-            ) from error
+                f"{self.name} is not prepared in data_dir={self.data_dir!r}; prepare it with tfds "
+                "(manual download of the ILSVRC2012 tars, see the README) -- this library never downloads data"
+            )
         return builder
 
     @property
-    def train_size(self) -> int:  # pragma: no cover - needs the data
-        return int(self._builder().info.splits["train"].num_examples)
+    def train_size(self) -> int:
+        return int(self._builder().info.splits[self.train_split].num_examples)
 
     @property
-    def eval_size(self) -> int:  # pragma: no cover - needs the data
-        return int(self._builder().info.splits["validation"].num_examples)
+    def eval_size(self) -> int:
+        return int(self._builder().info.splits[self.eval_split].num_examples)
 
-    def steps_per_epoch(self, batch_size: int) -> int:  # pragma: no cover - needs the data
+    def steps_per_epoch(self, batch_size: int) -> int:
         return self.train_size // batch_size
 
-    def _dataset(self, batch_size: int, train: bool) -> Any:  # pragma: no cover - needs the data
+    def rows_per_shard(self, batch_size: int) -> int:
+        """Rows of each global batch that one read shard supplies; ValueError unless it divides."""
+        if not isinstance(batch_size, int) or batch_size < 1 or batch_size % self.read_shards:
+            raise ValueError(
+                f"batch_size must be a positive multiple of read_shards ({self.read_shards}), got {batch_size!r}"
+            )
+        return batch_size // self.read_shards
+
+    def train_iterator(self, batch_size: int, start_step: int = 0, rows: tuple[int, int] | None = None) -> Iterator[Batch]:
+        """The global training batches from step ``start_step`` on, or only their rows ``start:stop``
+        (which must start and end on a read shard's boundary)."""
+        per_shard = self.rows_per_shard(batch_size)
+        start, stop = _check_rows(rows, batch_size)
+        if start % per_shard or stop % per_shard:
+            raise ValueError(
+                f"rows {rows!r} must fall on the boundaries of the {self.read_shards} read shards "
+                f"({per_shard} rows each): give a process count that divides read_shards"
+            )
+        if isinstance(start_step, bool) or not isinstance(start_step, int) or start_step < 0:
+            raise ValueError(f"start_step must be an int >= 0, got {start_step!r}")
+        shards = [self._train_shard(k, per_shard, start_step) for k in range(start // per_shard, stop // per_shard)]
+        for parts in zip(*(shard.as_numpy_iterator() for shard in shards)):
+            yield _as_batch(np.concatenate([part["image"] for part in parts]), np.concatenate([part["label"] for part in parts]))
+
+    def _read(self, split: str) -> Any:
         tf, tfds = _tf_modules()
-        preprocess = _imagenet_preprocessing(tf)
-        builder = self._builder()
-        split = "train" if train else "validation"
-
-        def decode(example: Any) -> dict[str, Any]:
-            image = (preprocess.train if train else preprocess.eval)(example["image"], self.image_size)
-            return {"image": image, "label": example["label"]}
-
-        ds = builder.as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()})
+        ds = self._builder().as_dataset(split=split, decoders={"image": tfds.decode.SkipDecoding()}, shuffle_files=False)
         options = tf.data.Options()
         options.deterministic = True
-        ds = ds.with_options(options)
-        if train:
-            ds = ds.repeat().shuffle(self.shuffle_buffer_size, seed=self.seed)
+        return ds.with_options(options)
+
+    def _train_shard(self, shard: int, per_shard: int, start_step: int) -> Any:
+        """Read shard ``shard``'s batches of ``per_shard`` rows from step ``start_step`` on."""
+        tf, tfds = _tf_modules()
+        preprocess = _imagenet_preprocessing(tf)
+        ds = self._read(tfds.even_splits(self.train_split, n=self.read_shards)[shard])
+        ds = ds.repeat().shuffle(self.shuffle_buffer_size, seed=self.seed * self.read_shards + shard)
+        ds = ds.enumerate().skip(start_step * per_shard)  # before decoding: a resume decodes nothing it skips
+        stream_seed = tf.constant([self.seed, shard], tf.int64)
+
+        def decode(position: Any, example: Any) -> dict[str, Any]:
+            seed = tf.random.experimental.stateless_fold_in(stream_seed, position)
+            return {"image": preprocess.train(example["image"], self.image_size, seed), "label": example["label"]}
+
         ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-        ds = ds.batch(batch_size, drop_remainder=train)
-        return ds.prefetch(10)
+        return ds.batch(per_shard, drop_remainder=True).prefetch(2)
 
-    def train_iterator(self, batch_size: int, start_step: int = 0) -> Iterator[Batch]:  # pragma: no cover
-        ds = self._dataset(batch_size, train=True).skip(start_step)
-        for batch in ds.as_numpy_iterator():
-            yield {"image": batch["image"], "label": batch["label"].astype(np.int32)}
+    def _in_order(self, split: str, batch_size: int, limit: int | None) -> Iterator[Batch]:
+        _check_batch_size(batch_size, batch_size)
+        tf, _ = _tf_modules()
+        preprocess = _imagenet_preprocessing(tf)
+        ds = self._read(split if limit is None else f"{split}[:{int(limit)}]")
+        ds = ds.map(lambda example: {"image": preprocess.eval(example["image"], self.image_size), "label": example["label"]},
+                    num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        for batch in ds.batch(batch_size).prefetch(2).as_numpy_iterator():
+            yield _as_batch(batch["image"], batch["label"])
 
-    def eval_iterator(self, batch_size: int) -> Iterator[Batch]:  # pragma: no cover
-        for batch in self._dataset(batch_size, train=False).as_numpy_iterator():
-            yield {"image": batch["image"], "label": batch["label"].astype(np.int32)}
+    def eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """The evaluation split once, in order, centre-cropped (at most ``limit`` images); the last batch may be smaller."""
+        return self._in_order(self.eval_split, batch_size, limit)
+
+    def train_eval_iterator(self, batch_size: int, limit: int | None = None) -> Iterator[Batch]:
+        """The first ``limit`` training images (all without it) once, in order, centre-cropped (Table 5's train accuracy)."""
+        return self._in_order(self.train_split, batch_size, limit)
+
+
+def _as_batch(images: np.ndarray, labels: np.ndarray) -> Batch:
+    return {"image": np.asarray(images, np.float32), "label": np.asarray(labels).astype(np.int32)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -299,8 +371,10 @@ class _Preprocessing:
     eval: Any
 
 
-def _imagenet_preprocessing(tf: Any) -> _Preprocessing:  # pragma: no cover - needs tensorflow
-    """The Flax ImageNet example's ``preprocess_for_train`` / ``preprocess_for_eval``, with ``tf`` injected."""
+def _imagenet_preprocessing(tf: Any) -> _Preprocessing:
+    """The Flax ImageNet example's ``preprocess_for_train`` / ``preprocess_for_eval``, with ``tf``
+    injected; the training crop and flip use stateless random ops under a given ``seed`` (shape
+    ``[2]``), so an example's augmentation is a function of that seed alone."""
 
     def resize(image: Any, image_size: int) -> Any:
         return tf.image.resize([image], [image_size, image_size], method=tf.image.ResizeMethod.BICUBIC)[0]
@@ -314,12 +388,13 @@ def _imagenet_preprocessing(tf: Any) -> _Preprocessing:  # pragma: no cover - ne
         window = tf.stack([((height - crop) + 1) // 2, ((width - crop) + 1) // 2, crop, crop])
         return resize(tf.io.decode_and_crop_jpeg(image_bytes, window, channels=3), image_size)
 
-    def random_crop(image_bytes: Any, image_size: int) -> Any:
+    def random_crop(image_bytes: Any, image_size: int, seed: Any) -> Any:
         shape = tf.io.extract_jpeg_shape(image_bytes)
         bbox = tf.constant([0.0, 0.0, 1.0, 1.0], dtype=tf.float32, shape=[1, 1, 4])
-        begin, size, _ = tf.image.sample_distorted_bounding_box(
+        begin, size, _ = tf.image.stateless_sample_distorted_bounding_box(
             shape,
             bounding_boxes=bbox,
+            seed=seed,
             min_object_covered=0.1,
             aspect_ratio_range=(3.0 / 4, 4.0 / 3.0),
             area_range=(0.08, 1.0),
@@ -338,9 +413,10 @@ def _imagenet_preprocessing(tf: Any) -> _Preprocessing:  # pragma: no cover - ne
         image -= tf.constant(MEAN_RGB, shape=[1, 1, 3], dtype=image.dtype)
         return image / tf.constant(STDDEV_RGB, shape=[1, 1, 3], dtype=image.dtype)
 
-    def train(image_bytes: Any, image_size: int) -> Any:
-        image = tf.reshape(random_crop(image_bytes, image_size), [image_size, image_size, 3])
-        image = tf.image.random_flip_left_right(image)
+    def train(image_bytes: Any, image_size: int, seed: Any) -> Any:
+        crop_seed, flip_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+        image = tf.reshape(random_crop(image_bytes, image_size, crop_seed), [image_size, image_size, 3])
+        image = tf.image.stateless_random_flip_left_right(image, flip_seed)
         return tf.cast(normalize(image), tf.float32)
 
     def evaluate(image_bytes: Any, image_size: int) -> Any:

@@ -34,7 +34,8 @@ branches (baseline, lr-tweak) continue in lock step with it on the same batches.
   be measured.
 * ``paper`` -- the paper's configuration for a user with ImageNet prepared for tfds and an
   accelerator: imagenet2012 at 224x224, 100 epochs of batch 128 (the Flax example's defaults),
-  10 shared epochs, checkpoints every epoch, data parallel over all local devices. Never run for
+  10 shared epochs, checkpoints every epoch, data parallel over every device of every process
+  (one process per host; the README's "The paper preset on many hosts"). Never run for
   this book (no accelerator was available); days on one GPU, the paper used a TPU. Expected:
   Table 4 (right) E_bar 5.42% / 5.46% / 7.88% (SGD) and 7.18% / 4.99% (Adam); Table 5 (right)
   train accuracy around 69%.
@@ -75,6 +76,7 @@ for SGD with momentum is the same as scaling STE's slope by ``alpha`` -- what th
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable
@@ -96,8 +98,9 @@ from qatlib.experiments.config import Config, EstimatorName
 from qatlib.models.resnet import RESNET50_STAGE_SIZES
 from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers, run_with_checkpoints
+from qatlib.training.checkpoint import run_lock
 from qatlib.training.branch import fit_state, map_optimizer_state, shared_steps
-from qatlib.training.parallel import DataParallel
+from qatlib.training.parallel import DataParallel, process_group
 from qatlib.training.recipe import recipe_plan
 __all__ = [
     "ResNet50Config",
@@ -134,6 +137,9 @@ class ResNet50Config(Config):
     # data
     dataset: Literal["mnist32", "imagenet2012"] = "mnist32"  # full MNIST at 32x32x3 (not ImageNet) | tfds
     data_dir: str = ""  # tfds data_dir for imagenet2012 ("" -> tfds default)
+    # imagenet2012: the training split's even parts, each feeding its rows of every batch; each
+    # process reads whole parts, so the process count must divide it (and it the batch size)
+    read_shards: int = Field(8, ge=1)
     batch_size: int = Field(16, ge=1)
     # training images and evaluation (MNIST: test) images, each, for Table 5 accuracy and loss: the
     # first eval_examples of each split, or the whole split if it is smaller
@@ -173,6 +179,10 @@ class ResNet50Config(Config):
         if self.dataset == "mnist32" and self.batch_size > MNIST_TRAIN_SIZE:
             raise ValueError(
                 f"batch_size must be <= {MNIST_TRAIN_SIZE} (MNIST's training images) for mnist32, got {self.batch_size}"
+            )
+        if self.dataset == "imagenet2012" and self.batch_size % self.read_shards:
+            raise ValueError(
+                f"batch_size must be a multiple of read_shards ({self.read_shards}) for imagenet2012, got {self.batch_size}"
             )
         return self
 
@@ -328,10 +338,12 @@ def run_optimizer(
 
     ``model`` is a Flax module with an ``estimator`` field (cloned per branch), ``variables`` its
     initial ``{"params", "batch_stats"}``, ``batch_fn(step)`` the training batch of ``step`` (the
-    same batches for every net). The learning-rate schedule runs over ``total_steps`` for every net
-    and continues across the branch point (optax keeps the step count in the state). With
+    same batches for every net): the whole batch, or one already placed by ``data_parallel``
+    (over several processes, each builds its own rows: :meth:`DataParallel.shard_local_batch`).
+    The learning-rate schedule runs over ``total_steps`` for every net and continues across the branch point (optax keeps the step count in the state). With
     ``checkpoint_dir`` and ``checkpoint_every`` both phases save every N steps and resume from
-    their last checkpoint (:mod:`qatlib.training.checkpoint`). ``branches`` defaults to the paper's
+    their last checkpoint (:mod:`qatlib.training.checkpoint`); each phase's checkpoint folder is
+    locked while the phase runs. ``branches`` defaults to the paper's
     (:data:`BRANCHES`); :data:`CONTROLS` may be added.
     """
     start_time = time.perf_counter()
@@ -347,10 +359,15 @@ def run_optimizer(
     def place(batch: dict[str, Any]) -> dict[str, Any]:
         return data_parallel.shard_batch(batch) if data_parallel is not None else batch
 
-    def checkpointer(phase: str) -> Checkpointer | None:
-        if not checkpoint_dir or checkpoint_every <= 0:
-            return None
-        return Checkpointer(f"{checkpoint_dir}/{optimizer}/{phase}", every=checkpoint_every)
+    def run_phase(phase: str, step_fn: Callable[[Any, int], Any], carry: dict[str, Any], steps: int) -> dict[str, Any]:
+        """``steps`` steps of ``step_fn`` from ``carry``, resuming from and saving to the phase's checkpoints."""
+        if data_parallel is not None:  # every array of the carry on every device: checkpoints are collective
+            carry = data_parallel.replicate(carry)
+        checkpointer = None
+        if checkpoint_dir and checkpoint_every > 0:
+            checkpointer = Checkpointer(f"{checkpoint_dir}/{optimizer}/{phase}", every=checkpoint_every)
+        with checkpointer if checkpointer is not None else contextlib.nullcontext():
+            return run_with_checkpoints(step_fn, carry, steps, checkpointer, on_step=tick)
 
     # Phase 1: Q-hat-net alone for the shared steps.
     q_net = lockstep.Net("q_net", model.clone(estimator=estimator), optimizer_for())
@@ -368,7 +385,7 @@ def run_optimizer(
 
     bar = tqdm(total=total_steps, desc=f"{optimizer}: shared period", disable=not progress, mininterval=5.0)
     tick = lambda _state, _done: bar.update(1)  # noqa: E731
-    carry = run_with_checkpoints(shared_step, carry, shared, checkpointer("shared"), on_step=tick)
+    carry = run_phase("shared", shared_step, carry, shared)
     (q_state,) = carry["states"]
     shared_losses = carry["loss"]
 
@@ -416,7 +433,7 @@ def run_optimizer(
     curve0 = jnp.zeros((len(log_steps), len(plans), 2), jnp.float32).at[0].set(measure(states))
     carry = {"states": states, "loss": jnp.zeros((remaining, len(nets)), jnp.float32), "curve": curve0}
     bar.set_description(f"{optimizer}: {len(nets)} nets in lock step")
-    carry = run_with_checkpoints(branch_step, carry, remaining, checkpointer("branches"), on_step=tick)
+    carry = run_phase("branches", branch_step, carry, remaining)
     bar.close()
 
     curve = np.asarray(jax.device_get(carry["curve"]), np.float64)
@@ -461,13 +478,42 @@ def _first_examples(batches: Any, count: int) -> Any:
             return
 
 
-def _eval_batches(data: Any, cfg: Any, split: str) -> Any:
+def _eval_batches(data: Any, cfg: Any, split: str, batch_size: int = EVAL_BATCH) -> Any:
     """The first ``cfg.eval_examples`` training (``"train"``) or evaluation (``"val"``) examples (or all)."""
     if split == "train":
         if hasattr(data, "train_eval_iterator"):
-            return data.train_eval_iterator(EVAL_BATCH, limit=cfg.eval_examples)
-        return _first_examples(data.train_iterator(EVAL_BATCH), cfg.eval_examples)
-    return _first_examples(data.eval_iterator(EVAL_BATCH), cfg.eval_examples)
+            return data.train_eval_iterator(batch_size, limit=cfg.eval_examples)
+        return _first_examples(data.train_iterator(batch_size), cfg.eval_examples)
+    return _first_examples(data.eval_iterator(batch_size), cfg.eval_examples)
+
+
+def _eval_batch_size(data_parallel: DataParallel) -> int:
+    """:data:`EVAL_BATCH` rounded up to a multiple of the device count, so every evaluation batch
+    is sharded over all devices (100 on 1, 2 or 4 devices; 112 on 16)."""
+    return -(-EVAL_BATCH // data_parallel.num_devices) * data_parallel.num_devices
+
+
+def _train_batches(data: Any, cfg: ResNet50Config, data_parallel: DataParallel) -> Callable[[int], Any]:
+    """``batch_fn(step)``: the global training batch of ``step``, placed over every device, of which
+    this process builds only its own rows (all of them on one process). The batches are the same
+    whatever the number of processes: a row's content depends on the step and its place in the
+    batch, not on which process reads it."""
+    rows = data_parallel.local_rows(cfg.batch_size)
+
+    def place(local: dict[str, Any]) -> Any:
+        return data_parallel.shard_local_batch(local, cfg.batch_size)
+
+    if isinstance(data, data_lib.imagenet.MNIST32):
+        return lambda step: place(data.train_batch(step, cfg.batch_size, rows=rows))
+    stream: dict[str, Any] = {}  # a stream: read in order, reopened at the right step after a resume
+
+    def batch_fn(step: int) -> Any:
+        if stream.get("next") != step:
+            stream["iterator"] = data.train_iterator(cfg.batch_size, start_step=step, rows=rows)
+        stream["next"] = step + 1
+        return place(next(stream["iterator"]))
+
+    return batch_fn
 
 
 def _data_description(data: Any, cfg: Any) -> dict[str, Any]:
@@ -493,17 +539,31 @@ def run_experiment(
     """Run the ResNet50 chapter's experiment for ``cfg`` (no I/O beyond optional checkpoints).
 
     With ``cfg.checkpoint_every > 0`` both phases checkpoint under ``cfg.checkpoint_dir`` or, when
-    that is empty, ``checkpoint_dir``; a rerun resumes from the newest checkpoint.
+    that is empty, ``checkpoint_dir``; a rerun resumes from the newest checkpoint. The folder is
+    locked for the whole run (:func:`qatlib.training.checkpoint.run_lock`): a second run of the
+    same config refuses before any work with :class:`~qatlib.training.checkpoint.CheckpointInUse`.
+
+    Over several processes (:func:`qatlib.training.parallel.start_processes`, before this call)
+    every process calls this: each reads only its rows of each global batch, the devices of all
+    processes share the batch, checkpoints are written collectively, and each process returns the
+    same result.
 
     Returns the results JSON (the MNIST chapter's keys): per optimizer the Table 4 branches
     ``{"E_bar", "agreement", "prediction_agreement", "nets"}``; ``"accuracy"`` (Table 5, every
     net, training and validation accuracy and loss in eval mode); ``"E_t"`` (E_bar and agreement
     along training from the branch point); ``"losses"``; ``"alpha"``; ``"seconds"`` (provenance is
-    added by :func:`qatlib.report.measure.measure_resnet50`).
+    added by :func:`qatlib.report.measure.measure_resnet50`, with ``"parallel"``: the processes and
+    devices that ran it).
     """
+    checkpoint_dir = cfg.checkpoint_dir or checkpoint_dir
+    with run_lock(checkpoint_dir if checkpoint_dir and cfg.checkpoint_every > 0 else None):
+        return _run_experiment(cfg, progress=progress, checkpoint_dir=checkpoint_dir)
 
+
+def _run_experiment(cfg: ResNet50Config, *, progress: bool, checkpoint_dir: str | None) -> dict[str, Any]:
     start = time.perf_counter()
-    data = data_lib.imagenet.load(cfg.dataset, seed=cfg.seed, **({"data_dir": cfg.data_dir or None} if cfg.dataset == "imagenet2012" else {}))
+    imagenet = {"data_dir": cfg.data_dir or None, "read_shards": cfg.read_shards}
+    data = data_lib.imagenet.load(cfg.dataset, seed=cfg.seed, **(imagenet if cfg.dataset == "imagenet2012" else {}))
     data_parallel = DataParallel.create(cfg.num_devices or None)
     data_parallel.check_batch_size(cfg.batch_size)
     estimator = q_hat(cfg.sharpness, name=cfg.estimator, scale=cfg.estimator_scale, normalize=cfg.normalize)
@@ -516,20 +576,8 @@ def run_experiment(
     variables = {"params": initial["params"], "batch_stats": initial["batch_stats"]}
     quantizers = models.quantizer_tree(variables["params"], cfg.bits)
 
-    if isinstance(data, data_lib.imagenet.MNIST32):
-        def batch_fn(step: int) -> dict[str, Any]:
-            return data.train_batch(step, cfg.batch_size)
-    else:  # a stream: read in order, reopened at the right step after a resume
-        stream: dict[str, Any] = {}
-
-        def batch_fn(step: int) -> dict[str, Any]:
-            if stream.get("next") != step:
-                stream["iterator"] = data.train_iterator(cfg.batch_size, start_step=step)
-            stream["next"] = step + 1
-            return next(stream["iterator"])
-
-    checkpoint_dir = cfg.checkpoint_dir or checkpoint_dir
-
+    batch_fn = _train_batches(data, cfg, data_parallel)
+    eval_batch = _eval_batch_size(data_parallel)
     evaluate = lockstep.make_evaluator(model, data_parallel)
     out: dict[str, Any] = {"accuracy": {}, "E_t": {}, "losses": {}}
     train_seconds = 0.0
@@ -544,7 +592,7 @@ def run_experiment(
         )
         train_seconds += run.seconds
         evaluations = {
-            name: {split: evaluate(state, _eval_batches(data, cfg, split)) for split in ("train", "val")}
+            name: {split: evaluate(state, _eval_batches(data, cfg, split, eval_batch)) for split in ("train", "val")}
             for name, state in run.states.items()
         }
         out["accuracy"][optimizer] = {
@@ -589,5 +637,6 @@ def run_experiment(
     out["train_seconds"] = train_seconds
     out["seconds"] = time.perf_counter() - start
     out["data_parallel_devices"] = data_parallel.num_devices
+    out["parallel"] = dataclasses.asdict(process_group())
     return out
 

@@ -7,6 +7,7 @@ untracked ``runs/`` otherwise, so a book build never rewrites a committed artefa
 
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from qatlib.experiments.beyond import BeyondConfig, run_sweep
 from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist, run_seeds
 from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
 from qatlib.report import artefacts, claims
+from qatlib.training.checkpoint import run_lock
 
 __all__ = ["mnist_artefact", "measure_mnist", "check_mnist", "unit_cache", "resnet50_artefact", "measure_resnet50", "measure_beyond"]
 
@@ -45,11 +47,14 @@ def unit_cache() -> Path:
 
 def measure_mnist(config: MNISTConfig, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
     """Run every seed x optimizer x length of ``config`` (resuming: each finished run is cached, long
-    ones checkpoint inside) and write the preset's artefact: ``(artefact, path)``."""
+    ones checkpoint inside) and write the preset's artefact: ``(artefact, path)``. A run that
+    checkpoints locks its folder (:func:`qatlib.training.checkpoint.run_lock`): a second run of
+    the same config refuses at once with :class:`~qatlib.training.checkpoint.CheckpointInUse`."""
     del progress  # the config's own ``progress`` field decides
     start = time.perf_counter()
     dataset = data.load_mnist(config.source, data_dir=config.data_dir or None)
-    records = run_seeds(config, cache_dir=unit_cache())
+    with run_lock(artefacts.checkpoint_dir("mnist", preset, config) if config.checkpoint_every else None):
+        records = run_seeds(config, cache_dir=unit_cache())
     out = mnist_artefact(records, config, preset, dataset, time.perf_counter() - start)
     return out, artefacts.write_json(artefacts.output_path("mnist", preset), out)
 
@@ -65,11 +70,28 @@ def resnet50_artefact(out: dict[str, Any], config: ResNet50Config, preset: str) 
     """The results JSON of a ResNet50 run (:func:`run_experiment`'s output) with its provenance."""
     out = dict(out)
     seconds, devices = out.pop("seconds"), out.pop("data_parallel_devices")
+    parallel = out.pop("parallel", None) or {"process_count": 1, "devices_per_process": devices, "coordinator": "single process"}
     out["provenance"] = artefacts.provenance(
         data=out["data"], steps=config.total_steps, seconds=seconds, config=config, preset=preset,
         train_seconds=out["train_seconds"], data_parallel_devices=devices,
+        processes={key: parallel[key] for key in ("process_count", "devices_per_process", "coordinator")},
     )
     return out
+
+
+#: Set by ``python -m qatlib run`` for the notebook of a run it has already measured over several
+#: processes: the path of that run's artefact, which :func:`measure_resnet50` then returns instead of
+#: training again in the notebook's single-process kernel.
+MEASURED_ENV = "QATLIB_MEASURED_ARTEFACT"
+
+
+def measured_artefact(config: ResNet50Config) -> tuple[dict[str, Any], Path] | None:
+    """The artefact named by ``$QATLIB_MEASURED_ARTEFACT`` if it was made with ``config`` (else None)."""
+    named = os.environ.get(MEASURED_ENV)
+    if not named or not Path(named).is_file():
+        return None
+    out = artefacts.read_json(named)
+    return (out, Path(named)) if out.get("provenance", {}).get("config") == artefacts.to_jsonable(config) else None
 
 
 def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
@@ -77,11 +99,19 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
 
     A seeded config (``seeds``) runs once per seed and writes ``{"runs": [...]}``, one record per
     seed x optimizer (:func:`qatlib.report.claims.records_of` of each run), with its provenance.
+    Over several processes every process runs it and only process 0 writes the file (the others
+    return the path it goes to). Under ``$QATLIB_MEASURED_ARTEFACT`` (:func:`measured_artefact`)
+    nothing runs: that artefact is returned.
     """
+    import jax
+
+    if (measured := measured_artefact(config)) is not None:
+        return measured
+    path = artefacts.output_path("resnet50", preset)
     if not config.seeds:
         checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, config)) if config.checkpoint_every else None
         out = resnet50_artefact(run_experiment(config, progress=progress, checkpoint_dir=checkpoints), config, preset)
-        return out, artefacts.write_json(artefacts.output_path("resnet50", preset), out)
+        return out, (artefacts.write_json(path, out) if jax.process_index() == 0 else path)
     start, records, data_note = time.perf_counter(), [], None
     for seed in config.seeds:
         one = config.replace(seed=seed, seeds=())
@@ -96,7 +126,7 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
         "provenance": artefacts.provenance(data=data_note, steps=config.total_steps, seconds=time.perf_counter() - start,
                                            config=config, preset=preset, train_seconds=sum(r["train_seconds"] for r in records)),
     }
-    return out, artefacts.write_json(artefacts.output_path("resnet50", preset), out)
+    return out, (artefacts.write_json(path, out) if jax.process_index() == 0 else path)
 
 
 def measure_beyond(config: BeyondConfig, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:

@@ -379,6 +379,15 @@ def train_lockstep(
     )
 
 
+def _to_host(array: jax.Array) -> np.ndarray:
+    """A NumPy copy of ``array``, gathered from every process when it is sharded over several."""
+    if array.is_fully_addressable:
+        return np.asarray(array)
+    from jax.experimental import multihost_utils
+
+    return np.asarray(multihost_utils.process_allgather(array, tiled=True))
+
+
 def make_evaluator(
     model: nn.Module, data_parallel: Any = None, *, microbatch: int = 0
 ) -> Callable[[TrainState, Iterable[Batch]], dict[str, Any]]:
@@ -430,7 +439,7 @@ def make_evaluator(
             images = np.pad(images, ((0, size - n),) + ((0, 0),) * (images.ndim - 1))
             if data_parallel is not None and size % data_parallel.num_devices == 0:
                 images = data_parallel.shard_batch({"image": images})["image"]
-            logits.append(np.asarray(forward(state.params, state.batch_stats, images))[:n])
+            logits.append(_to_host(forward(state.params, state.batch_stats, images))[:n])
             labels.append(np.asarray(batch["label"]))
         if not logits:
             raise ValueError("no evaluation examples")
