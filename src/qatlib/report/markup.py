@@ -53,7 +53,7 @@ from typing import Any
 
 from IPython.display import Markdown
 
-__all__ = ["setup", "table", "config_dropdown", "number", "integer", "percent", "listing", "plural", "device", "checks"]
+__all__ = ["setup", "table", "config_dropdown", "number", "integer", "percent", "listing", "plural", "steps_at", "device", "admonition", "checks"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 #: A cell that reads as a number (sign, digits, a short unit, a ✓/✗), or a dash: right-aligned.
@@ -155,9 +155,9 @@ def number(value: float, digits: int = 2) -> str:
     return f"{sign}{mantissa:.{digits - 1}f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
 
 
-def integer(value: int | float) -> str:
+def integer(value: Any) -> str:
     """A count with thousands separated by commas: ``integer(1518) == '1,518'``."""
-    if isinstance(value, float) and not value.is_integer():
+    if isinstance(value, float) and not float(value).is_integer():
         raise ValueError(f"integer() takes a whole number, got {value!r}")
     return f"{int(value):,}"
 
@@ -196,6 +196,14 @@ def plural(count: int, noun: str, plural_noun: str | None = None) -> str:
     return f"{integer(count)} {noun if count == 1 else (plural_noun or noun + 's')}"
 
 
+def steps_at(steps: Any) -> str:
+    """Where something happened, as a sentence says it: ``'step 22'``, ``'steps 22 and 190'``, ``'no step'``."""
+    steps = [integer(step) for step in steps]
+    if not steps:
+        return "no step"
+    return f"step {steps[0]}" if len(steps) == 1 else f"steps {listing(steps)}"
+
+
 def device(backend: str, kinds: Any = (), count: int | None = None) -> str:
     """A JAX device as a sentence names it: ``device('cpu', ['cpu']) == 'the CPU'``,
     ``device('gpu', ['NVIDIA H100'], 2) == 'two NVIDIA H100 GPUs'`` (a kind that only repeats the
@@ -207,6 +215,21 @@ def device(backend: str, kinds: Any = (), count: int | None = None) -> str:
         return f"one {kinds[0]} {name}" if kinds else f"the {name}"
     label = f"{kinds[0]} {name}s" if kinds else f"{name}s"
     return f"{words.get(count, integer(count))} {label}"
+
+
+def admonition(title: str, body: str, kind: str = "note") -> Markdown:
+    """A titled admonition (``kind``: note, tip, important, warning) around MyST ``body``.
+
+    >>> print(admonition("Not run here", "One command runs it.").data)
+    :::{admonition} Not run here
+    :class: note
+    <BLANKLINE>
+    One command runs it.
+    :::
+    """
+    if not title.strip() or not body.strip():
+        raise ValueError("an admonition needs a title and a body")
+    return Markdown(f":::{{admonition}} {title.strip()}\n:class: {kind}\n\n{body.strip()}\n:::")
 
 
 def checks(found: dict[str, bool], title: str = "Checked on this build") -> Markdown:

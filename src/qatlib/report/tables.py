@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from qatlib.experiments.comparison import EXPERIMENTS
+from qatlib.report import markup
 from qatlib.report.artefacts import percent
 from qatlib.report.claims import claims
 
@@ -242,8 +243,8 @@ def provenance_frame(metrics_json: dict[str, Any]) -> Any:
                   f"{model.get('quantized_weights', 0):,} quantized weights)"),
         ("steps", f"{source.get('steps'):,} of batch {config.get('batch_size')}, "
                   f"the first {metrics_json.get('E_t', {}).get('shared_steps')} shared"),
-        ("device", f"{device.get('backend')} ({', '.join(device.get('devices', []))}; "
-                   f"{device.get('cpu')}, {device.get('cpu_count')} cores)"),
+        ("device", f"{markup.device(str(device.get('backend')), device.get('devices', []), len(device.get('devices', [])) or None)}"
+                   f" of a {device.get('cpu_count')}-core {device.get('cpu')} machine"),
         ("wall time", f"{source.get('seconds', 0) / 60:.1f} minutes"),
         ("versions", ", ".join(f"{k} {v}" for k, v in source.get("versions", {}).items() if v)),
         ("git commit", f"`{str(source.get('git_commit'))[:12]}`"),
