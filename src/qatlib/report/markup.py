@@ -53,7 +53,7 @@ from typing import Any
 
 from IPython.display import Markdown
 
-__all__ = ["setup", "table", "config_dropdown", "number", "integer", "percent", "listing", "plural", "steps_at", "device", "admonition", "checks"]
+__all__ = ["setup", "table", "config_dropdown", "number", "short", "integer", "percent", "listing", "plural", "steps_at", "device", "admonition", "checks"]
 
 _NAME = re.compile(r"^[a-z][a-z0-9-]*$")
 #: A cell that reads as a number (sign, digits, a short unit, a ✓/✗), or a dash: right-aligned.
@@ -153,6 +153,18 @@ def number(value: float, digits: int = 2) -> str:
         decimals = max(0, digits - 1 - exponent)
         return f"{sign}{float(f'{magnitude:.{digits}g}'):,.{decimals}f}"
     return f"{sign}{mantissa:.{digits - 1}f} × 10{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+def short(value: float) -> str:
+    """A parameter value as briefly as it reads (``'0.01'``, ``'1,000'``, ``'0.9'``): up to six
+    significant digits, commas for thousands, :func:`number` (``10ⁿ``) outside 10⁻⁴ to 10⁶.
+
+    >>> short(0.01), short(1000.0), short(0.99), short(1e-4), short(1e-5), short(30)
+    ('0.01', '1,000', '0.99', '0.0001', '1.0 × 10⁻⁵', '30')
+    """
+    if value != 0 and not 1e-4 <= abs(value) < 1e6:
+        return number(value, 2)
+    return f"{value:,g}".replace("-", "−")
 
 
 def integer(value: Any) -> str:
