@@ -268,10 +268,22 @@ def checks(found: dict[str, bool], title: str = "Checked on this build") -> Mark
     return Markdown(f":::{{admonition}} {title}\n:class: tip\n\n{lines}\n:::")
 
 
+def _number_root_as_chapter_zero(app: Any, env: Any) -> list[str]:
+    """The root document (the introduction) is outside the numbered chapters, so Sphinx numbers its
+    tables and figures "1", "2": the very form of the paper's "Table 1". Number them "0.1", "0.2"
+    instead, like every chapter's "4.1". Runs after Sphinx assigns the numbers (``env-get-updated``,
+    late priority); numbers already in that form are left alone."""
+    numbers = env.toc_fignumbers.get(env.config.root_doc, {})
+    for figtype, ids in numbers.items():
+        numbers[figtype] = {key: (0, *value) if len(value) == 1 else value for key, value in ids.items()}
+    return []
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx extension: the book's stylesheet and script (``book/_static/qatlib.{css,js}``, found on
-    ``html_static_path``). The script configures MathJax, so it loads before MathJax (priority 200,
-    where MathJax has the default 500)."""
+    ``html_static_path``), and the introduction's tables and figures numbered "0.n". The script
+    configures MathJax, so it loads before MathJax (priority 200, where MathJax has the default 500)."""
     app.add_css_file("qatlib.css")
     app.add_js_file("qatlib.js", priority=200)
+    app.connect("env-get-updated", _number_root_as_chapter_zero, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
