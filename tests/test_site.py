@@ -212,13 +212,13 @@ const column = article.querySelector('section') || article;
 const caption = el => { const c = el.querySelector(':scope > figcaption, :scope > caption');
                         return c ? squash(c.textContent) : ''; };
 // The reader's text, block by block: every text node outside code, maths and code-cell inputs
-// (a code cell's printed output counts: a reader reads it).
+// (a code cell's printed output, or a figure shown as text, counts: a reader reads it).
 const groups = new Map();
 const walker = document.createTreeWalker(article, NodeFilter.SHOW_TEXT);
 for (let node = walker.nextNode(); node; node = walker.nextNode()) {
   const parent = node.parentElement;
   if (!parent || parent.closest(NOT_PROSE)) continue;
-  if (parent.closest('pre') && !parent.closest('.cell_output')) continue;
+  if (parent.closest('pre') && !parent.closest('.cell_output, figure')) continue;  // a code listing
   const block = parent.closest(BLOCKS) || parent;
   if (!groups.has(block)) groups.set(block, []);
   groups.get(block).push(node.textContent);
@@ -272,6 +272,7 @@ article.querySelectorAll('table').forEach(t => check('table', t));
 article.querySelectorAll('table > caption, figure > figcaption').forEach(c => check('caption', c));
 article.querySelectorAll('mjx-container[display="true"]').forEach(m => check('equation', m, m.querySelector(':scope > mjx-math') || m));
 article.querySelectorAll('.admonition, figure').forEach(b => check(b.tagName === 'FIGURE' ? 'figure' : 'admonition', b));
+article.querySelectorAll('figure img').forEach(img => check('figure image', img.closest('figure'), img));
 // What makes the page itself wider than the screen: the outermost elements that reach beyond it.
 const wide = Array.from(document.body.querySelectorAll('*')).filter(el => {
   const r = el.getBoundingClientRect();
@@ -370,11 +371,12 @@ REPRS = {
 }
 E_NOTATION = re.compile(r"(?<![\w.])\d+(?:\.\d+)?e[+-]?\d+(?!\w)")
 PERCENT = re.compile(r"(?<![\d.,])(\d[\d,]*(?:\.\d+)?)\s?%")
-#: An integer of four or more digits without a thousands separator (a year 1900-2099 excepted).
-BARE_THOUSANDS = re.compile(r"(?<![\w.,/\-−])(\d{4,})(?![\w]|[.,]\d)")
+#: An integer of four or more digits without a thousands separator (a year 1900-2099, and either end
+#: of a range such as a bibliography's pages "4851–4860", excepted).
+BARE_THOUSANDS = re.compile(r"(?<![\w.,/\-−–])(\d{4,})(?![\w–]|[.,]\d)")
 #: The book's own numbers are "Table 4.1", "Section 5.2"; a bare "Table 1" is the paper's only
 #: after "paper" (or as "Section 4 of <citation>").
-BARE_NUMBER = re.compile(r"(?<!paper )(?<!paper's )\b(?:Tables?|Figures?|Fig\.|Sections?|Eqs?\.|Equations?)\s+\d+(?![.\d])(?! of\b)")
+BARE_NUMBER = re.compile(r"(?<![Pp]aper )(?<![Pp]aper's )\b(?:Tables?|Figures?|Fig\.|Sections?|Eqs?\.|Equations?)\s+\d+(?![.\d])(?! of\b)")
 
 
 def raw_markup(facts: dict) -> list[str]:

@@ -1,8 +1,14 @@
-// Display equations that are wider than their column (a phone, a long theorem) are scaled down to
-// fit it: MathJax 3 cannot break a display equation across lines. Runs as part of MathJax's own
-// start-up (startup.pageReady), so MathJax.startup.promise resolves only once every equation fits,
-// and again whenever the window's width changes. Loaded before MathJax (_config.yml gives this
-// file an early priority) so that MathJax reads this configuration.
+// The book's layout help for narrow screens, in two parts.
+//
+// 1. Display equations that are wider than their column (a phone, a long theorem) are scaled down
+//    to fit it: MathJax 3 cannot break a display equation across lines. This runs as part of
+//    MathJax's own start-up (startup.pageReady), so MathJax.startup.promise resolves only once every
+//    equation fits, and again whenever the window's width changes. The script is deferred, just
+//    before MathJax's deferred script (qatlib.report.markup's setup), so it adds to the page's
+//    MathJax options after they are set and before MathJax reads them.
+// 2. A table of three or more columns gets each cell's column header as a data-label and the class
+//    qatlib-cards, so that qatlib.css can show it on a phone as one card per row (label: value)
+//    instead of a grid wider than the screen.
 (function () {
   "use strict";
 
@@ -20,6 +26,24 @@
     });
   }
 
+  function labelTables() {
+    document.querySelectorAll("article table").forEach(function (table) {
+      var head = table.tHead && table.tHead.rows.length ? table.tHead.rows[0] : null;
+      if (!head || head.cells.length < 3) return;
+      var labels = Array.prototype.map.call(head.cells, function (cell) {
+        return cell.textContent.replace(/\s+/g, " ").trim();
+      });
+      Array.prototype.forEach.call(table.tBodies, function (body) {
+        Array.prototype.forEach.call(body.rows, function (row) {
+          Array.prototype.forEach.call(row.cells, function (cell, index) {
+            if (labels[index]) cell.setAttribute("data-label", labels[index]);
+          });
+        });
+      });
+      table.classList.add("qatlib-cards");
+    });
+  }
+
   window.MathJax = window.MathJax || {};
   window.MathJax.startup = Object.assign(window.MathJax.startup || {}, {
     pageReady: function () {
@@ -33,4 +57,9 @@
       fitEquations();
     }
   });
+  if (document.readyState === "loading") {
+    document.addEventListener("DOMContentLoaded", labelTables);
+  } else {
+    labelTables();
+  }
 })();

@@ -282,8 +282,10 @@ def _number_root_as_chapter_zero(app: Any, env: Any) -> list[str]:
 def setup(app: Any) -> dict[str, Any]:
     """Sphinx extension: the book's stylesheet and script (``book/_static/qatlib.{css,js}``, found on
     ``html_static_path``), and the introduction's tables and figures numbered "0.n". The script
-    configures MathJax, so it loads before MathJax (priority 200, where MathJax has the default 500)."""
+    configures MathJax's start-up: deferred, and before MathJax's own deferred script (priority 200
+    against MathJax's 500), it runs after the page's ``window.MathJax = {...}`` options and before
+    MathJax reads them."""
     app.add_css_file("qatlib.css")
-    app.add_js_file("qatlib.js", priority=200)
+    app.add_js_file("qatlib.js", priority=200, loading_method="defer")
     app.connect("env-get-updated", _number_root_as_chapter_zero, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -21,7 +21,6 @@ from typing import Any
 
 from qatlib.experiments.comparison import EXPERIMENTS
 from qatlib.report import markup
-from qatlib.report.artefacts import percent
 from qatlib.report.claims import claims
 
 __all__ = [
@@ -64,8 +63,10 @@ def printed_percent(fraction: float | None) -> str:
     return MISSING if fraction is None else f"{round(100 * fraction, 4):g}%"
 
 
-def _percent(value: float | None, decimals: int = 2) -> str:
-    return MISSING if value is None else percent(value, decimals)
+def _percent(value: float | None, digits: int = 4) -> str:
+    """A share as the prose prints it (:func:`qatlib.report.markup.percent`): ``'99.87%'``,
+    ``'100%'`` only when it is exactly one, ``'> 99.99%'`` just below."""
+    return MISSING if value is None else markup.percent(value, digits)
 
 
 def _frame(header: list[str], rows: list[list[str]]) -> Any:
@@ -118,7 +119,7 @@ def table4_agreement_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
             printed_percent(paper.get(optimizer, {}).get(experiment, {}).get("agreement")),
             _percent(entry["agreement"]),
             _percent(entry.get("agreement_conv")),
-            _percent(entry.get("prediction_agreement"), 1),
+            _percent(entry.get("prediction_agreement"), 3),
         ]
         for optimizer, experiment, label, entry in _pairs(ours)
     ]
@@ -191,10 +192,10 @@ def mirror_room_frame(ours: dict[str, Any]) -> Any:
         rows.append([
             label,
             f"{room['moving_weights']:,}",
-            _percent(room["same_sequence_among_moving"], 1),
+            _percent(room["same_sequence_among_moving"], 3),
             f"{room['mean_offset']:.1f}",
             f"{room['p90_offset']:.0f}",
-            _percent(room["same_step_share"], 1),
+            _percent(room["same_step_share"], 3),
         ])
     return _frame(header, rows)
 

@@ -61,6 +61,7 @@ __all__ = [
     "RC",
     "PNG_KEY",
     "TextBox",
+    "BookFigure",
     "styled",
     "figure",
     "css_px",
@@ -126,6 +127,18 @@ class TextBox:
     box: tuple[float, float, float, float]
 
 
+class BookFigure(Figure):
+    """A figure of the book: shown in a notebook (and glued into a page) as the PNG its canvas
+    writes, cropped to its content, whether or not pyplot's inline backend is active."""
+
+    def _repr_png_(self) -> bytes:
+        import io
+
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
+
+
 class _BookCanvas(FigureCanvasAgg):
     """An Agg canvas whose PNGs carry the figure's :class:`TextBox` list under :data:`PNG_KEY`."""
 
@@ -143,8 +156,9 @@ def figure(nrows: int = 1, ncols: int = 1, *, height: float, width: float = PAGE
     """A grid of axes at the page's width (or narrower) with :data:`RC`; axes always a 2-D array.
 
     ``height`` is in inches; a panel grid wider than one row of three should wrap onto more rows
-    rather than shrink its text. The figure is not registered with pyplot (no global state: nothing
-    shows it unless it is returned and displayed), and its PNGs carry its text boxes.
+    rather than shrink its text. The figure is a :class:`BookFigure`, not registered with pyplot (no
+    global state: nothing shows it unless it is returned and displayed), and its PNGs carry its
+    text boxes.
     """
     import matplotlib
 
@@ -153,7 +167,7 @@ def figure(nrows: int = 1, ncols: int = 1, *, height: float, width: float = PAGE
     if height <= 0:
         raise ValueError(f"height must be positive inches, got {height}")
     with matplotlib.rc_context(RC):
-        fig = Figure(figsize=(width, height))
+        fig = BookFigure(figsize=(width, height))
         _BookCanvas(fig)
         axes = fig.subplots(nrows, ncols, squeeze=False, **subplots)
     for ax in axes.flat:
