@@ -17,11 +17,16 @@
       equation.style.fontSize = "";
       var box = equation.parentElement;
       var label = box.querySelector(":scope > .eqno");
-      var room = box.clientWidth - (label ? label.offsetWidth : 0);
       var math = equation.querySelector(":scope > mjx-math") || equation;
-      var needed = math.getBoundingClientRect().width;
-      if (room > 0 && needed > room) {
-        equation.style.fontSize = Math.floor((100 * room) / needed) + "%";
+      var scale = 1;
+      // Not every part of an equation scales with the font (rules, spacing rounded to pixels), so
+      // shrink until it fits, a few times at most.
+      for (var pass = 0; pass < 5; pass++) {
+        var room = box.clientWidth - (label ? label.offsetWidth : 0) - 2;
+        var needed = math.getBoundingClientRect().width;
+        if (room <= 0 || needed <= room) break;
+        scale = scale * (room / needed) * 0.98;
+        equation.style.fontSize = (100 * scale).toFixed(1) + "%";
       }
     });
   }
