@@ -257,13 +257,15 @@ const clipping = el => { const out = [];
   for (let a = el.parentElement; a && a !== document.documentElement; a = a.parentElement)
     if (getComputedStyle(a).overflowX !== 'visible') out.push(a);
   return out; };
-// How many px of el a reader cannot see without scrolling sideways (null: not rendered).
+// How many px of el a reader cannot see without scrolling sideways (null: not rendered): the part of
+// its box outside the screen or a clipping container, or its content sticking out of its own box.
 const hidden = el => {
   const r = el.getBoundingClientRect();
   if (r.width === 0 && r.height === 0) return null;
   let left = 0, right = screen;
   for (const a of clipping(el)) { const b = a.getBoundingClientRect(); left = Math.max(left, b.left); right = Math.min(right, b.right); }
-  return Math.max(0, left - r.left) + Math.max(0, r.right - right);
+  const spill = el.tagName !== 'IMG' && el.clientWidth ? Math.max(0, el.scrollWidth - el.clientWidth) : 0;
+  return Math.max(0, left - r.left) + Math.max(0, r.right - right) + spill;
 };
 const cut = [];
 const check = (kind, el, target) => { const px = hidden(target || el);
@@ -271,8 +273,8 @@ const check = (kind, el, target) => { const px = hidden(target || el);
 article.querySelectorAll('table').forEach(t => check('table', t));
 article.querySelectorAll('table > caption, figure > figcaption').forEach(c => check('caption', c));
 article.querySelectorAll('mjx-container[display="true"]').forEach(m => check('equation', m, m.querySelector(':scope > mjx-math') || m));
-article.querySelectorAll('.admonition, figure').forEach(b => check(b.tagName === 'FIGURE' ? 'figure' : 'admonition', b));
-article.querySelectorAll('figure img').forEach(img => check('figure image', img.closest('figure'), img));
+article.querySelectorAll('.admonition').forEach(b => check('admonition', b));
+article.querySelectorAll('figure img').forEach(img => check('figure', img.closest('figure'), img));
 // What makes the page itself wider than the screen: the outermost elements that reach beyond it.
 const wide = Array.from(document.body.querySelectorAll('*')).filter(el => {
   const r = el.getBoundingClientRect();

@@ -6,8 +6,8 @@
 //    equation fits, and again whenever the window's width changes. The script is deferred, just
 //    before MathJax's deferred script (qatlib.report.markup's setup), so it adds to the page's
 //    MathJax options after they are set and before MathJax reads them.
-// 2. A table of three or more columns gets each cell's column header as a data-label and the class
-//    qatlib-cards, so that qatlib.css can show it on a phone as one card per row (label: value)
+// 2. A table of three or more columns gets, in each cell, a copy of its column's header and the class
+//    qatlib-cards, so that qatlib.css can show it on a phone as one card per row (header: value)
 //    instead of a grid wider than the screen.
 (function () {
   "use strict";
@@ -22,7 +22,9 @@
       // Not every part of an equation scales with the font (rules, spacing rounded to pixels), so
       // shrink until it fits, a few times at most.
       for (var pass = 0; pass < 5; pass++) {
-        var room = box.clientWidth - (label ? label.offsetWidth : 0) - 2;
+        // The container scrolls (a block formatting context), so it sits beside the number's
+        // float: its own width is the room, when it is narrower than the box less the number.
+        var room = Math.min(box.clientWidth - (label ? label.offsetWidth : 0), equation.clientWidth || Infinity) - 2;
         var needed = math.getBoundingClientRect().width;
         if (room <= 0 || needed <= room) break;
         scale = scale * (room / needed) * 0.98;
@@ -31,17 +33,28 @@
     });
   }
 
+  // Each body cell gets a copy of its column's header (maths included, before MathJax typesets
+  // it) in a span.qatlib-label that only the phone layout shows.
   function labelTables() {
-    document.querySelectorAll("article table").forEach(function (table) {
+    document.querySelectorAll("article table:not(.qatlib-cards)").forEach(function (table) {
       var head = table.tHead && table.tHead.rows.length ? table.tHead.rows[0] : null;
       if (!head || head.cells.length < 3) return;
-      var labels = Array.prototype.map.call(head.cells, function (cell) {
-        return cell.textContent.replace(/\s+/g, " ").trim();
-      });
       Array.prototype.forEach.call(table.tBodies, function (body) {
         Array.prototype.forEach.call(body.rows, function (row) {
           Array.prototype.forEach.call(row.cells, function (cell, index) {
-            if (labels[index]) cell.setAttribute("data-label", labels[index]);
+            var header = head.cells[index];
+            if (!header || !header.textContent.trim()) return;
+            var label = document.createElement("span");
+            label.className = "qatlib-label";
+            label.setAttribute("aria-hidden", "true");
+            Array.prototype.forEach.call(header.childNodes, function (node) {
+              label.appendChild(node.cloneNode(true));
+            });
+            var value = document.createElement("span");
+            value.className = "qatlib-value";
+            while (cell.firstChild) value.appendChild(cell.firstChild);
+            cell.appendChild(label);
+            cell.appendChild(value);
           });
         });
       });
@@ -52,6 +65,7 @@
   window.MathJax = window.MathJax || {};
   window.MathJax.startup = Object.assign(window.MathJax.startup || {}, {
     pageReady: function () {
+      labelTables();
       return window.MathJax.startup.defaultPageReady().then(fitEquations);
     },
   });

@@ -159,7 +159,8 @@ def breaking_points(frame: Any, *, reference: dict[str, float], accuracy_drop: f
 
 
 def format_ratio(mean: float, std: float | None = None) -> str:
-    """``'3.1 ± 0.4'``-style text (two significant digits, ``2.4 × 10⁻⁸`` below 10⁻³; 'diverged' for NaN)."""
+    """``'3.1 ± 0.4'``-style text (two significant digits, every digit of the integer part with
+    commas for thousands, ``2.4 × 10⁻⁸`` below 10⁻³; 'diverged' for NaN)."""
     if not math.isfinite(mean):
         return "diverged"
 
@@ -169,7 +170,7 @@ def format_ratio(mean: float, std: float | None = None) -> str:
         if abs(value) < 1e-3:
             return markup.number(value, 2)
         digits = max(0, 1 - int(math.floor(math.log10(abs(value)))))
-        return f"{value:.{digits}f}"
+        return f"{value:,.{digits}f}"
 
     if std is None or not math.isfinite(std):
         return fmt(mean)

@@ -119,6 +119,8 @@ def _value(value: Any) -> str:
         return "none"
     if isinstance(value, bool):
         return "yes" if value else "no"
+    if isinstance(value, int):
+        return integer(value)
     if isinstance(value, float):  # as written in the config (shortest repr), with 10ⁿ for an exponent
         mantissa, _, exponent = repr(value).partition("e")
         return mantissa if not exponent else f"{mantissa} × 10{str(int(exponent)).translate(_SUPERSCRIPT)}"
