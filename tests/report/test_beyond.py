@@ -56,4 +56,4 @@ def test_verdicts_read_the_numbers():
     assert beyond.momentum_verdict(base, worse, 0.9).startswith("no:")
     assert beyond.format_ratio(3.14159, 0.2718) == "3.1 ± 0.27"
     assert beyond.format_ratio(float("nan")) == "diverged"
-    assert beyond.format_ratio(2.4e-8, 4.2e-8) == "2.4e-08 ± 4.2e-08"
+    assert beyond.format_ratio(2.4e-8, 4.2e-8) == "2.4 × 10⁻⁸ ± 4.2 × 10⁻⁸"

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
+
+from qatlib.report import artefacts, markup
 
 __all__ = [
     "EXPERIMENT_LABELS",
@@ -39,7 +41,14 @@ __all__ = [
     "value_at",
     "ratio_text",
     "momentum_verdict",
+    "momentum_finding",
     "order_verdict",
+    "Source",
+    "preset_source",
+    "section_source",
+    "provenance_markdown",
+    "quick_ratios",
+    "slope_text",
 ]
 
 EXPERIMENT_LABELS = {
@@ -150,7 +159,8 @@ def breaking_points(frame: Any, *, reference: dict[str, float], accuracy_drop: f
 
 
 def format_ratio(mean: float, std: float | None = None) -> str:
-    """``'3.1 ± 0.4'``-style text (two significant digits; 'diverged' for NaN)."""
+    """``'3.1 ± 0.4'``-style text (two significant digits, every digit of the integer part with
+    commas for thousands, ``2.4 × 10⁻⁸`` below 10⁻³; 'diverged' for NaN)."""
     if not math.isfinite(mean):
         return "diverged"
 
@@ -158,9 +168,9 @@ def format_ratio(mean: float, std: float | None = None) -> str:
         if value == 0:
             return "0"
         if abs(value) < 1e-3:
-            return f"{value:.1e}"
+            return markup.number(value, 2)
         digits = max(0, 1 - int(math.floor(math.log10(abs(value)))))
-        return f"{value:.{digits}f}"
+        return f"{value:,.{digits}f}"
 
     if std is None or not math.isfinite(std):
         return fmt(mean)
@@ -227,3 +237,89 @@ def order_verdict(summary: Any, series: Sequence[str] = ("sgd", "momentum"), exp
     spread = 2 * math.hypot(s1 if math.isfinite(s1) else 0.0, s2 if math.isfinite(s2) else 0.0)
     same = abs(m1 - m2) <= max(spread, 0.1)
     return (f"the same order (slopes {m1:.2f} and {m2:.2f})" if same else f"a different order (slopes {m1:.2f} and {m2:.2f})")
+
+
+def momentum_finding(stats_baseline: Any, stats_diagnostic: Any, beta: float = 0.9) -> str:
+    """:func:`momentum_verdict` as a short phrase for the prose, without its numbers: does the
+    diagnostic Q̂-net close the gap at ``beta``?"""
+    base, _ = value_at(stats_baseline, "sgd", beta)
+    diag, _ = value_at(stats_diagnostic, "sgd", beta)
+    if not (math.isfinite(base) and math.isfinite(diag)):
+        return "not measured"
+    if diag <= 1.0 < base:
+        return "the momentum lag explains the gap"
+    if diag < base / 2:
+        return "the momentum lag explains most of the gap, though the ratio stays above 1"
+    return "the momentum lag does not explain the gap"
+
+
+class Source(NamedTuple):
+    """The runs a section of the chapter shows, their provenance, and where they come from."""
+
+    runs: list[dict[str, Any]]
+    provenance: dict[str, Any]
+    origin: str
+
+
+def preset_source(preset: str, sweep: dict[str, Any], sweep_preset: str) -> Source | None:
+    """A sweep preset's runs: the page's own ``sweep`` when it ran ``preset`` (``sweep_preset``), else
+    the committed artefact ``results/beyond/<preset>/metrics.json``; ``None`` when there is neither."""
+    if sweep_preset == preset:
+        return Source(sweep["runs"], sweep["provenance"], "this page's run")
+    path = artefacts.metrics_path("beyond", preset)
+    if path.is_file():
+        stored = artefacts.read_json(path)
+        return Source(stored["runs"], stored["provenance"], "the committed artefact")
+    return None
+
+
+def section_source(section: str, sweep: dict[str, Any], sweep_preset: str) -> Source:
+    """A section's runs: :func:`preset_source` of its preset, else the page's quick runs of that
+    section; an error naming the command that makes them when there are none."""
+    found = preset_source(section, sweep, sweep_preset)
+    if found is not None:
+        return found
+    quick = [run for run in sweep["runs"] if run["section"] == section]
+    if not quick:
+        raise FileNotFoundError(f"{artefacts.metrics_path('beyond', section)} is missing and this page's sweep has no "
+                                f"{section!r} runs: run `python -m qatlib run beyond --preset {section}` first")
+    return Source(quick, sweep["provenance"], "this page's quick run (no committed artefact)")
+
+
+def provenance_markdown(section: str, source: Source) -> str:
+    """One line of MyST saying where a figure's numbers come from (glue it as Markdown):
+
+    >>> run = {"seed": 0}
+    >>> print(provenance_markdown("bits", Source([run, {"seed": 1}], {"steps": 200, "config": {"batch_size": 128},
+    ...     "seconds": 600, "device": {"cpu": "AMD EPYC", "cpu_count": 2}, "git_commit": "0123456789abcdef",
+    ...     "created_utc": "2026-01-02T03:04:05"}, "the committed artefact")))
+    Source: the committed artefact `results/beyond/bits/metrics.json`, 2 runs of 200 steps of batch 128, seeds 0 and 1, 10.0 minutes on AMD EPYC (2 cores), commit `0123456789`, 2026-01-02.
+    """
+    provenance = source.provenance
+    seeds = sorted({int(run["seed"]) for run in source.runs})
+    commit = (provenance.get("git_commit") or "unknown")[:10]
+    return (f"Source: {source.origin} `results/beyond/{section}/metrics.json`, {markup.plural(len(source.runs), 'run')} of "
+            f"{markup.plural(provenance['steps'], 'step')} of batch {provenance['config']['batch_size']}, "
+            f"{'seed' if len(seeds) == 1 else 'seeds'} {markup.listing(seeds)}, "
+            f"{artefacts.duration(provenance['seconds'])} on {provenance['device']['cpu']} "
+            f"({provenance['device']['cpu_count']} cores), commit `{commit}`, {provenance['created_utc'][:10]}.")
+
+
+def quick_ratios(fresh: Any, section: str, labels: dict[str, str], x_name: str, numerator: str = "baseline") -> str:
+    """The ratios of a page's own quick run of one section, as a phrase: ``'0.95 (SGD, η = 0.01) and
+    1.3 (Adam, η = 0.0001)'``; ``'none (no quick run of this section)'`` when there is none."""
+    part = fresh[fresh.section == section]
+    if not len(part) or "lr_tweak" not in set(part.experiment) or numerator not in set(part.experiment):
+        return "none (no quick run of this section)"
+    stats = ratio_stats(part, numerator)
+    return markup.listing([f"{format_ratio(row['mean'])} ({labels.get(row.series, row.series)}, {x_name} = {row.x:g})"
+                           for _, row in stats.iterrows()])
+
+
+def slope_text(summary: Any, series: str, experiment: str) -> str:
+    """A :func:`slope_summary` entry as ``'1.95 ± 0.03'`` (the mean alone with one seed; 'n/a' when absent)."""
+    row = summary[(summary.series == series) & (summary.experiment == experiment)]
+    if not len(row):
+        return "n/a"
+    mean, std = float(row["mean"].iloc[0]), float(row["std"].iloc[0])
+    return f"{mean:.2f} ± {std:.2f}" if math.isfinite(std) else f"{mean:.2f}"

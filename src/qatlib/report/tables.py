@@ -20,7 +20,7 @@ import math
 from typing import Any
 
 from qatlib.experiments.comparison import EXPERIMENTS
-from qatlib.report.artefacts import percent
+from qatlib.report import markup
 from qatlib.report.claims import claims
 
 __all__ = [
@@ -63,8 +63,10 @@ def printed_percent(fraction: float | None) -> str:
     return MISSING if fraction is None else f"{round(100 * fraction, 4):g}%"
 
 
-def _percent(value: float | None, decimals: int = 2) -> str:
-    return MISSING if value is None else percent(value, decimals)
+def _percent(value: float | None, digits: int = 4) -> str:
+    """A share as the prose prints it (:func:`qatlib.report.markup.percent`): ``'99.87%'``,
+    ``'100%'`` only when it is exactly one, ``'> 99.99%'`` just below."""
+    return MISSING if value is None else markup.percent(value, digits)
 
 
 def _frame(header: list[str], rows: list[list[str]]) -> Any:
@@ -117,7 +119,7 @@ def table4_agreement_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
             printed_percent(paper.get(optimizer, {}).get(experiment, {}).get("agreement")),
             _percent(entry["agreement"]),
             _percent(entry.get("agreement_conv")),
-            _percent(entry.get("prediction_agreement"), 1),
+            _percent(entry.get("prediction_agreement"), 3),
         ]
         for optimizer, experiment, label, entry in _pairs(ours)
     ]
@@ -190,10 +192,10 @@ def mirror_room_frame(ours: dict[str, Any]) -> Any:
         rows.append([
             label,
             f"{room['moving_weights']:,}",
-            _percent(room["same_sequence_among_moving"], 1),
+            _percent(room["same_sequence_among_moving"], 3),
             f"{room['mean_offset']:.1f}",
             f"{room['p90_offset']:.0f}",
-            _percent(room["same_step_share"], 1),
+            _percent(room["same_step_share"], 3),
         ])
     return _frame(header, rows)
 
@@ -242,8 +244,8 @@ def provenance_frame(metrics_json: dict[str, Any]) -> Any:
                   f"{model.get('quantized_weights', 0):,} quantized weights)"),
         ("steps", f"{source.get('steps'):,} of batch {config.get('batch_size')}, "
                   f"the first {metrics_json.get('E_t', {}).get('shared_steps')} shared"),
-        ("device", f"{device.get('backend')} ({', '.join(device.get('devices', []))}; "
-                   f"{device.get('cpu')}, {device.get('cpu_count')} cores)"),
+        ("device", f"{markup.device(str(device.get('backend')), device.get('devices', []), len(device.get('devices', [])) or None)}"
+                   f" of a {device.get('cpu_count')}-core {device.get('cpu')} machine"),
         ("wall time", f"{source.get('seconds', 0) / 60:.1f} minutes"),
         ("versions", ", ".join(f"{k} {v}" for k, v in source.get("versions", {}).items() if v)),
         ("git commit", f"`{str(source.get('git_commit'))[:12]}`"),

@@ -36,6 +36,7 @@ from collections.abc import Sequence
 
 import jax
 import jax.numpy as jnp
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.figure import Figure
@@ -151,12 +152,14 @@ def mirror_figure(
     for b in boundaries:
         left.axhline(b, color="0.6", lw=0.8, ls="--", zorder=0)
     left.plot(steps, w_q, color=_Q_NET, lw=1.6, label=r"$\hat Q$-net weight $w_{\hat Q}$")
-    left.plot(steps, w_s, color=_STE_NET, lw=1.6, label=r"STE-net weight $w_{STE}$")
-    left.plot(steps, m_q, color=_MIRROR, lw=1.2, ls=":", label=r"mirror image $M(w_{\hat Q})$")
+    # STE-net's weight as a broad pale band and the mirror image as a thin dark dashed line on top:
+    # the two coincide, so the line must run visibly inside the band rather than hide under it.
+    left.plot(steps, w_s, color=_STE_NET, lw=6.0, alpha=0.35, solid_capstyle="butt", label=r"STE-net weight $w_{STE}$")
+    left.plot(steps, m_q, color=_MIRROR, lw=1.3, ls=(0, (4, 2)), label=r"mirror image $M(w_{\hat Q})$")
     for trajectory, color in ((w_q, _Q_NET), (w_s, _STE_NET)):
         levels = np.asarray(q(jnp.asarray(trajectory)))
         crossing = np.nonzero(levels[1:] != levels[:-1])[0] + 1
-        left.plot(steps[crossing], trajectory[crossing], "o", ms=6, mfc="none", color=color)
+        left.plot(steps[crossing], trajectory[crossing], "o", ms=7, mfc="none", mew=1.5, color=color)
     left.set_xlabel("step $t$")
     left.set_ylabel("weight")
     left.set_title("(a) the two weights cross boundaries together")
@@ -175,25 +178,56 @@ def mirror_figure(
     return fig
 
 
+def _symlog_ticks(values: np.ndarray, threshold: float, most: int = 3) -> list[float]:
+    """0 and at most ``most`` powers of ten on each side that the values reach, none inside ten times
+    the linear threshold (where their labels would sit on top of the 0)."""
+    ticks = [0.0]
+    for sign in (1.0, -1.0):
+        reach = float(np.max(sign * values, initial=0.0))
+        if reach <= 10 * threshold:
+            continue
+        decades = np.arange(np.ceil(np.log10(10 * threshold)), np.floor(np.log10(reach)) + 1)
+        step = max(1, int(np.ceil(len(decades) / most)))
+        ticks += [sign * 10.0 ** d for d in decades[::-1][::step]]
+    return sorted(ticks)
+
+
 @style.styled
-def bound_figure(lhs: np.ndarray, rhs: np.ndarray, *, title: str = "") -> Figure:
-    """Per-step E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ against the bound's right-hand side for a few weights (one colour
-    each); the bound holds where the dots stay below the matching line."""
+def bound_figure(lhs: np.ndarray, rhs: np.ndarray, *, labels: Sequence[str] | None = None, title: str = "") -> Figure:
+    """Per-step E⁽ᵗ⁺¹⁾ − E⁽ᵗ⁾ (dots) against the bound's right-hand side (line) for a few weights,
+    one panel each (``labels`` names them; "weight 1", ... by default), with one key for all: the
+    bound holds where every dot of a panel stays below that panel's line."""
     lhs, rhs = np.atleast_2d(lhs), np.atleast_2d(rhs)
     if lhs.shape != rhs.shape:
         raise ValueError(f"lhs and rhs must have the same shape, got {lhs.shape} and {rhs.shape}")
-    fig, axes = style.figure(1, 1, height=3.6)
-    ax = axes[0, 0]
+    count = lhs.shape[1]
+    labels = [f"weight {j + 1}" for j in range(count)] if labels is None else list(labels)
+    if len(labels) != count:
+        raise ValueError(f"need one label per weight ({count}), got {len(labels)}")
+    ncols = min(count, 2)
+    nrows = -(-count // ncols)
+    fig, axes = style.figure(nrows, ncols, height=2.3 * nrows + 0.6, sharex=True)
     t = np.arange(lhs.shape[0])
-    for j in range(lhs.shape[1]):
-        color = plt.cm.tab10(j % 10)
-        ax.plot(t, rhs[:, j], color=color, lw=1.2)
-        ax.plot(t, lhs[:, j], ".", color=color, ms=4)
-    ax.set_yscale("symlog", linthresh=max(1e-12, float(np.percentile(np.abs(rhs[rhs > 0]), 5)) if np.any(rhs > 0) else 1e-12))
-    ax.set_xlabel("step $t$")
-    ax.set_ylabel(r"$E^{(t+1)} - E^{(t)}$ and bound")
+    positive = np.abs(rhs[rhs > 0])
+    threshold = max(1e-12, float(np.percentile(positive, 5))) if positive.size else 1e-12
+    for j, ax in enumerate(axes.flat):
+        if j >= count:
+            ax.set_visible(False)
+            continue
+        ax.plot(t, rhs[:, j], color="0.25", lw=1.2, label="bound: right-hand side")
+        ax.plot(t, lhs[:, j], ".", color=_Q_NET, ms=5, label=r"growth $E^{(t+1)} - E^{(t)}$")
+        ax.set_yscale("symlog", linthresh=threshold)
+        ax.set_yticks(_symlog_ticks(np.concatenate([lhs[:, j], rhs[:, j]]), threshold))
+        ax.yaxis.set_minor_locator(matplotlib.ticker.NullLocator())
+        ax.set_title(labels[j])
+        if j % ncols == 0:
+            ax.set_ylabel("per step")
+        if j >= count - ncols:
+            ax.set_xlabel("step $t$")
+    handles, names = axes[0, 0].get_legend_handles_labels()
+    fig.legend(handles, names, loc="outside lower center", ncols=2, markerscale=2)
     if title:
-        ax.set_title(title)
+        fig.suptitle(title)
     return fig
 
 
