@@ -17,13 +17,12 @@ seed (:func:`reproduction`), never a second set of results.
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Iterable
 from typing import Any
 
 import numpy as np
 
-from qatlib.report import artefacts, claims
+from qatlib.report import artefacts, claims, markup
 
 __all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
 
@@ -76,23 +75,14 @@ def pp_text(interval: claims.Interval | None) -> str:
     return _minus(f"{100 * interval.mean:+.2f} pp [{100 * interval.low:+.2f}, {100 * interval.high:+.2f}]")
 
 
-_SUPERSCRIPT = str.maketrans("-0123456789", "⁻⁰¹²³⁴⁵⁶⁷⁸⁹")
-
-
 def percent_number(fraction: float, digits: int = 2) -> str:
-    """A fraction as a percentage with ``digits`` significant digits; below 0.001% as ``6.5×10⁻⁸``.
+    """A fraction as a percentage without its sign, as :func:`qatlib.report.markup.percent` writes it
+    (``digits`` significant digits, at most two decimals above 1%, ``m × 10ⁿ`` below 0.001%).
 
     >>> percent_number(0.00515), percent_number(0.9831, 4), percent_number(6.5e-10), percent_number(0.0)
-    ('0.52', '98.31', '6.5×10⁻⁸', '0')
+    ('0.52', '98.31', '6.5 × 10⁻⁸', '0')
     """
-    value = 100 * fraction
-    if value == 0 or not math.isfinite(value):
-        return "0" if value == 0 else "–"
-    exponent = math.floor(math.log10(abs(value)))
-    if exponent < -3:
-        mantissa = value / 10**exponent
-        return _minus(f"{mantissa:.{digits - 1}f}×10{str(exponent).translate(_SUPERSCRIPT)}")
-    return f"{value:.{max(0, digits - 1 - exponent)}f}"
+    return markup.percent(fraction, digits).removesuffix("%").strip()
 
 
 def percent_text(interval: claims.Interval | None, digits: int = 2, *, at_most: float | None = None) -> str:
