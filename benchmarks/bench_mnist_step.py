@@ -212,7 +212,7 @@ def paper_run(results_dir: str, preset: str) -> dict[str, float]:
     metrics = results.read_json(results.metrics_path("mnist", preset, results_dir))
     return {
         "wall_seconds": measured["seconds"],
-        "train_seconds": metrics["train_seconds"],
+        "train_seconds": metrics["provenance"]["train_seconds"],
         "peak_rss_gib": measured["peak_kib"] / 2**20,
         "metrics_file": str(results.metrics_path("mnist", preset, results_dir)),
         "command": " ".join(command[1:]),

@@ -124,7 +124,7 @@ def checkpoint_dir(chapter: str, preset: str, config: Any) -> Path:
 
 #: Keys of a results artefact that describe the run rather than its result (wall times, where it
 #: resumed, provenance): two runs of one config that agree in everything else reproduce each other.
-RUN_DEPENDENT_KEYS = frozenset({"provenance", "train_seconds", "first_step_seconds", "resumed_from_step"})
+RUN_DEPENDENT_KEYS = frozenset({"provenance", "seconds", "train_seconds", "first_step_seconds", "resumed_from_step"})
 
 
 def differing_values(first: Any, second: Any) -> tuple[list[str], int]:
