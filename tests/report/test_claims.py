@@ -118,7 +118,7 @@ def test_percent_number_and_texts():
     assert report.percent_number(0.00515) == "0.52"
     assert report.percent_number(6.5e-10) == "6.5 × 10⁻⁸"
     interval = claims.difference_interval([0.99, 1.0, 1.0])
-    assert report.percent_text(interval, 4, at_most=1.0).endswith("100.0]")
+    assert report.percent_text(interval, 4, at_most=1.0).endswith(", 100]")  # clipped: not 101.1
     assert report.pp_text(claims.difference_interval([-0.001, -0.002, -0.0015])).startswith("−0.15 pp [")
 
 
