@@ -42,6 +42,7 @@ __all__ = [
     "ratio_text",
     "momentum_verdict",
     "momentum_finding",
+    "bits_finding",
     "order_verdict",
     "Source",
     "preset_source",
@@ -251,6 +252,26 @@ def momentum_finding(stats_baseline: Any, stats_diagnostic: Any, beta: float = 0
     if diag < base / 2:
         return "the momentum lag explains most of the gap, though the ratio stays above 1"
     return "the momentum lag does not explain the gap"
+
+
+def bits_finding(stats: Any, series: str, bits: Sequence[float], *, reference: float = 2, factor: float = 2.0) -> str:
+    """Is the paper's "similar" at other bit widths true for ``series``? Each bit width's mean ratio
+    Ē(recipe)/Ē(1.01η) (a :func:`ratio_stats` table) against the ``reference`` width's: "similar"
+    when every one lies within ``factor`` of it (the factor-2 yardstick of claim A), else which
+    width is how many times the reference's."""
+    ref, _ = value_at(stats, series, reference)
+    if not math.isfinite(ref) or ref <= 0:
+        return "not measured"
+    far = []
+    for b in bits:
+        mean, _ = value_at(stats, series, b)
+        if not math.isfinite(mean):
+            return "not measured"
+        if not 1 / factor <= mean / ref <= factor:
+            far.append(f"{mean / ref:.2g}× the {reference:g}-bit ratio at {b:g} bit")
+    if not far:
+        return f"similar (every bit width within a factor {factor:g} of {reference:g} bits)"
+    return "not similar: " + ", ".join(far)
 
 
 class Source(NamedTuple):
