@@ -46,9 +46,11 @@ from qatlib.report.artefacts import RUN_DEPENDENT_KEYS, differing_values, read_j
 pytestmark = pytest.mark.slow
 
 SRC = Path(qatlib.__file__).resolve().parents[1]
-#: The run under test: the quick preset (reduced ResNet, 12 steps of batch 8, SGD and Adam, the
-#: shared period and every branch), with a checkpoint every 4 steps so that a killed run resumes.
-RUN = ["run", "resnet50", "--preset", "quick", "--no-notebook", "-p", "checkpoint_every", "4"]
+#: The run under test: the quick preset (reduced ResNet, 12 steps of batch 8, the shared period and
+#: every branch), with a checkpoint every 4 steps so that a killed run resumes. SGD only: what is
+#: distributed (batch, collectives, checkpoints) is the same for Adam, and each launch costs half
+#: (these launches were a quarter of the whole test run's time with both optimizers).
+RUN = ["run", "resnet50", "--preset", "quick", "--no-notebook", "-p", "checkpoint_every", "4", "-p", "optimizers", "sgd"]
 #: Every value of the artefacts: |a - b| <= METRIC_ATOL + METRIC_RTOL * max(|a|, |b|) (an
 #: accuracy or agreement, a multiple of 1/examples or 1/weights, must therefore be equal).
 METRIC_ATOL, METRIC_RTOL = 1e-8, 1e-6
@@ -168,7 +170,7 @@ def assert_same_checkpoints(first: Launch, second: Launch, rtol: float = 0.0) ->
     """The final checkpoints of every phase hold the same arrays: equal, or within ``rtol`` of each
     array's largest magnitude."""
     a, b = final_checkpoints(first), final_checkpoints(second)
-    assert sorted(a) == sorted(b) and len(a) == 4, (sorted(a), sorted(b))  # sgd and adam, shared and branches
+    assert sorted(a) == sorted(b) and len(a) == 2, (sorted(a), sorted(b))  # sgd: shared and branches
     for phase in a:
         assert len(a[phase]) == len(b[phase]) > 20, (phase, len(a[phase]))
         for index, (x, y) in enumerate(zip(a[phase], b[phase], strict=True)):
@@ -223,7 +225,7 @@ def two_by_two(tmp_path_factory, cache) -> Launch:
 
 def test_two_processes_of_two_devices_equal_one_process_of_four(one_by_four, two_by_two):
     first, second = read_json(one_by_four.metrics), read_json(two_by_two.metrics)
-    assert assert_close_artefacts(first, second) > 200
+    assert assert_close_artefacts(first, second) > 100  # 154 values with SGD alone
     assert_same_checkpoints(one_by_four, two_by_two, rtol=CHECKPOINT_RTOL)
     processes = second["provenance"]["processes"]
     assert processes == {"process_count": 2, "devices_per_process": 2, "coordinator": "explicit"}
