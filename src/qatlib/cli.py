@@ -46,8 +46,8 @@ __all__ = ["Chapter", "CHAPTERS", "DETERMINISTIC_XLA_FLAG", "PROCESS_ENV", "dete
 
 #: Set by ``python -m qatlib`` for its runs (the notebook's kernel inherits it): XLA's GPU kernels
 #: without atomics-based reductions or nondeterministic convolution algorithms, so that a GPU run
-#: reproduces itself (without it two paper_gpu runs on one H100 differed in 441 of 531 values). It
-#: has no effect on a CPU. Each artefact's provenance records XLA_FLAGS.
+#: reproduces itself (the README's numerics section gives the measurement). It has no effect on a
+#: CPU. Each artefact's provenance records XLA_FLAGS.
 DETERMINISTIC_XLA_FLAG = "--xla_gpu_deterministic_ops=true"
 
 

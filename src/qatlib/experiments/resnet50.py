@@ -14,14 +14,14 @@ branches (baseline, lr-tweak) continue in lock step with it on the same batches.
 * ``quick`` -- CI and nbval: a *reduced* ResNet (one bottleneck block of the Flax example, 4
   filters: the ResNet50 code path, model, trainer, branch point and metrics, at a tiny size) on
   full MNIST at 32x32x3, 12 steps of batch 8 for SGD and for Adam, accuracy on 200 training and
-  200 test images. Checks the plumbing, not the paper's numbers. Run time on the project's 2-core
-  CPU: to be re-measured with the full-MNIST data (almost all of it is XLA compilation).
+  200 test images. Checks the plumbing, not the paper's numbers (almost all of its run time is XLA
+  compilation).
 * ``default`` -- the book build: the full ResNet50 (3-4-6-3, 64 filters, 23.5M quantized weights)
   on full MNIST (the 60,000 training images, zero-padded to 32x32x3: not ImageNet), 160 steps of
   batch 16 (2,560 images, 0.04 of an epoch; the first 16 steps shared) for SGD and for Adam: 4 + 3
   ResNet50s in lock step; Table 5 accuracy on the first 1,000 training and the first 1,000 test
-  images. Earlier timings and results were measured on the old 4,000-digit split and are stale:
-  run time and results to be re-measured (the step count, and so the training cost, is unchanged).
+  images. Its committed artefact records its wall time and machine in its provenance.
+* ``default_seeds`` -- ``default`` over seeds 0-2, the artefact the chapter's verdicts rest on.
 * ``state_map_control`` -- ``default`` plus one control branch per optimizer: the baseline
   STE-net with Q-hat-net's optimizer state copied *unmapped* (``baseline_raw_state``), to measure
   what the momentum / Adam-moment map of :mod:`qatlib.training.branch` buys. A results artefact
@@ -30,8 +30,8 @@ branches (baseline, lr-tweak) continue in lock step with it on the same batches.
   (``10 * (60000 // 128)`` = 4,680 steps), the first epoch shared (``shared_fraction`` 0.1, the
   paper's identical 10%), SGD and Adam, ``conv_impl="lax"``, Table 5 accuracy on the first
   10,000 training images and all 10,000 test images, a checkpoint every epoch (a rerun resumes).
-  Meant for a GPU machine, where it takes minutes; hours on the project's 2-core CPU. Results to
-  be measured.
+  Meant for a GPU machine, where it takes minutes; hours on the project's 2-core CPU. Not run for
+  this book.
 * ``paper`` -- the paper's configuration for a user with ImageNet prepared for tfds and an
   accelerator: imagenet2012 at 224x224, 100 epochs of batch 128 (the Flax example's defaults),
   10 shared epochs, checkpoints every epoch, data parallel over every device of every process

@@ -45,12 +45,11 @@ def unit_cache() -> Path:
     return artefacts.runs_root() / "checkpoints" / "mnist" / "units"
 
 
-def measure_mnist(config: MNISTConfig, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
+def measure_mnist(config: MNISTConfig, preset: str) -> tuple[dict[str, Any], Path]:
     """Run every seed x optimizer x length of ``config`` (resuming: each finished run is cached, long
     ones checkpoint inside) and write the preset's artefact: ``(artefact, path)``. A run that
     checkpoints locks its folder (:func:`qatlib.training.checkpoint.run_lock`): a second run of
     the same config refuses at once with :class:`~qatlib.training.checkpoint.CheckpointInUse`."""
-    del progress  # the config's own ``progress`` field decides
     start = time.perf_counter()
     dataset = data.load_mnist(config.source, data_dir=config.data_dir or None)
     with run_lock(artefacts.checkpoint_dir("mnist", preset, config) if config.checkpoint_every else None):
@@ -129,10 +128,9 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
     return out, (artefacts.write_json(path, out) if jax.process_index() == 0 else path)
 
 
-def measure_beyond(config: BeyondConfig, preset: str, *, progress: bool = True) -> tuple[dict[str, Any], Path]:
+def measure_beyond(config: BeyondConfig, preset: str) -> tuple[dict[str, Any], Path]:
     """Run the sweep of ``config`` (resuming: every finished run is cached under ``runs/checkpoints``)
     and write ``{"runs": [...], "provenance": ...}``: ``(artefact, path)``."""
-    del progress  # the config's own ``progress`` field decides
     start = time.perf_counter()
     dataset = data.load_mnist("idx")
     cache = artefacts.checkpoint_dir("beyond", preset, config) if config.cache else None
