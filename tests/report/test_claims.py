@@ -105,6 +105,18 @@ def test_glance_frame_states_paper_ours_lr_change_and_verdict():
     assert list(frame.index)[2].startswith("B,")
 
 
+def test_yardstick_frame_names_sgd_by_its_momentum():
+    tweaks = {"lr_tweak_0.1pct": 0.003, "lr_tweak_10pct": 0.03, "rounding": 0.0001}
+    with_momentum = [record(s, b, **tweaks) for s, b in enumerate((0.030, 0.031, 0.032))]
+    for r in with_momentum:
+        r["spec"]["sgd_momentum"] = 0.9
+    plain = [{**r, "spec": {**r["spec"], "sgd_momentum": 0.0}} for r in with_momentum]
+    assert list(report.yardstick_frame(with_momentum).index) == ["SGD + momentum"]
+    frame = report.yardstick_frame(plain)
+    assert list(frame.index) == ["SGD"]
+    assert frame.iloc[0]["Ē rounding twin"].startswith("0.010%")  # 1e-4 of the range, in percent
+
+
 def test_reproduction_says_equal_or_how_far():
     committed = [record(seed, 0.01 + 0.001 * seed) for seed in range(3)]
     assert "bit for bit" in report.reproduction([record(0, 0.01)], committed)

@@ -224,7 +224,8 @@ def yardstick_frame(records: list[dict[str, Any]]) -> Any:
         chosen = claims.select(records, optimizer)
         if not chosen:
             continue
-        row = {"optimizer": {"sgd": "SGD + momentum", "adam": "Adam"}[optimizer]}
+        momentum = any(r["spec"].get("sgd_momentum", 0.0) for r in chosen)
+        row = {"optimizer": {"sgd": "SGD + momentum" if momentum else "SGD", "adam": "Adam"}[optimizer]}
         for experiment in ("rounding", "lr_tweak_0.1pct", "lr_tweak", "lr_tweak_10pct", "baseline"):
             row[f"Ē {EXPERIMENT_LABELS[experiment]}"] = percent_text(pair_interval(chosen, experiment, "E_bar"))
         row["baseline ≈ lr change of"] = lr_change_text(lr_change_interval(chosen))
