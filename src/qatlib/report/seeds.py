@@ -354,9 +354,10 @@ def mean_history(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class Page:
-    """What the MNIST chapter shows: glued phrases, tables (MyST markup) and figures, by name."""
+    """What a chapter shows: glued phrases (or numbers glued as numbers), tables (MyST markup) and
+    figures, by name."""
 
-    values: dict[str, str]
+    values: dict[str, Any]
     tables: dict[str, Any]
     figures: dict[str, Any]
 
