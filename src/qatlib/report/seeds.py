@@ -354,20 +354,25 @@ def mean_history(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 @dataclasses.dataclass
 class Page:
-    """What a chapter shows: glued phrases (or numbers glued as numbers), tables (MyST markup) and
-    figures, by name."""
+    """What a chapter shows: glued phrases (or numbers glued as numbers), tables (MyST markup),
+    figures, and one-line MyST notes (a figure's provenance, glued as Markdown for ``{glue:md}``),
+    by name."""
 
     values: dict[str, Any]
     tables: dict[str, Any]
     figures: dict[str, Any]
+    markdown: dict[str, str] = dataclasses.field(default_factory=dict)
 
     def glue_all(self) -> None:
-        """Glue every value and figure (``myst_nb.glue``, not displayed)."""
+        """Glue every value, figure and note (``myst_nb.glue``, not displayed)."""
         import matplotlib.pyplot as plt
+        from IPython.display import Markdown
         from myst_nb import glue
 
         for name, value in {**self.values, **self.figures}.items():
             glue(name, value, display=False)
+        for name, text in self.markdown.items():
+            glue(name, Markdown(text), display=False)
         for figure in self.figures.values():
             plt.close(figure)
 
