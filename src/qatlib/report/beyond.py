@@ -396,17 +396,6 @@ def _frame(rows: Sequence[dict[str, Any]]):
     return pd.DataFrame(rows)
 
 
-def _merge(pages: Sequence[Any]) -> Any:
-    """One :class:`~qatlib.report.seeds.Page` holding every page's values, tables, figures and notes."""
-    out = Page({}, {}, {}, {})
-    for part in pages:
-        out.values.update(part.values)
-        out.tables.update(part.tables)
-        out.figures.update(part.figures)
-        out.markdown.update(part.markdown)
-    return out
-
-
 def _section_frame(section: str, sweep: dict[str, Any], preset: str) -> tuple[Any, Source]:
     """The pairs of one section's :func:`section_source` (that section's rows only) and the source."""
     source = section_source(section, sweep, preset)
@@ -965,6 +954,6 @@ def page(config: Any, preset: str, sweep: dict[str, Any]) -> Any:
         part, answer = section(sweep, preset)
         parts.append(part)
         answers.append(answer)
-    out = _merge([*parts, momentum_eta(sweep, preset)])
+    out = Page.merge([*parts, momentum_eta(sweep, preset)])
     out.tables["tab-beyond-glance"] = glance(answers)
     return out

@@ -95,7 +95,8 @@ def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float) -> st
     return ", and ".join(parts)
 
 
-def _headline_values(records: list[dict[str, Any]] | None, provenance: dict[str, Any] | None) -> dict[str, str]:
+def _run_summary(records: list[dict[str, Any]] | None, provenance: dict[str, Any] | None) -> dict[str, str]:
+    """How the headline artefact was made: runs, seeds, nets per seed, device, wall time, commit."""
     if not records or provenance is None:
         return dict.fromkeys(("mnist_headline_runs", "mnist_headline_seeds", "mnist_headline_nets", "mnist_headline_device",
                               "mnist_headline_hours", "mnist_headline_commit"), MISSING)
@@ -110,94 +111,102 @@ def _headline_values(records: list[dict[str, Any]] | None, provenance: dict[str,
     }
 
 
-def chapter(config: Any, preset: str) -> Page:
-    """Everything the MNIST chapter shows: the committed seeded artefacts (:data:`ARTEFACTS`), and
-    this build's own run of ``config``'s first seed as a reproduction check and for the figures
-    that need weights."""
-    from qatlib.report import markup, measure, tables
-    from qatlib.report.figures import seeds as seed_plots
-    from qatlib.report.figures import training as training_plots
-    from qatlib.report.paper import paper_tables
-    from qatlib.training.recipe import ste_partner
+def _missing_table(name: str) -> Any:
+    """A table whose artefact is absent: it keeps its name, so references to it resolve."""
+    from qatlib.report import markup, tables
 
-    paper = paper_tables()
-    stores = {role: stored(name) for role, name in ARTEFACTS.items()}
-    headline = stores["headline"]
-    head_path = artefacts.metrics_path("mnist", HEADLINE)
-    head_provenance = artefacts.read_json(head_path)["provenance"] if head_path.is_file() else None
-    run = measure.check_mnist(config)
-    values: dict[str, str] = {"mnist_preset": preset, "mnist_build_steps": f"{run.config.steps:,}", "mnist_build_seed": str(run.seed)}
-    values["mnist_check"] = reproduction(run.records, stored(CHECKED_AGAINST.get(preset, preset)))
-    values["mnist_check_against"] = CHECKED_AGAINST.get(preset, preset)
-    values.update(_headline_values(headline, head_provenance))
+    return markup.table(tables.note_frame(f"The committed artefact is {MISSING}."), "Not in this checkout.", name)
+
+
+def _constants(run: Any, printed: dict[str, dict[str, float]]) -> dict[str, str]:
+    """The phrases that do not depend on the seeds: α and the spread of Q̂' across a bin (from this
+    build's run), the claims' thresholds and the paper's own ratios ``printed`` (paper Table 4)."""
     alphas = sorted({round(a, 4) for a in run.records[0]["alpha"].values()})
-    values["mnist_alpha"] = ", ".join(f"{a:.4f}" for a in alphas)
     layer_q = next(iter(run.layer_quantizers().values()))
     grid = np.linspace(-layer_q.delta / 2, layer_q.delta / 2, 2001)
     slope = np.asarray(run.estimator.derivative(grid, layer_q))
-    values["mnist_qhat_spread"] = f"{slope.max() / slope.min():.1f}"
-    values["mnist_claim_factor"] = f"{claims.CLAIM_FACTOR:g}"
-    values["mnist_accuracy_tolerance"] = f"{100 * claims.ACCURACY_TOLERANCE:g}"
-    values["mnist_confidence"] = f"{100 * claims.CONFIDENCE:g}%"
-    paper_verdicts = claims.claims(paper_metrics(paper))
-    values["mnist_paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
-    values["mnist_paper_a_adam"] = f"{paper_verdicts['adam']['A_ratio']:.2f}"
-    values["mnist_paper_b"] = f"{paper_verdicts['sgd']['B_ratio']:.2f}"
+    return {
+        "mnist_alpha": ", ".join(f"{a:.4f}" for a in alphas),
+        "mnist_qhat_spread": f"{slope.max() / slope.min():.1f}",
+        "mnist_claim_factor": f"{claims.CLAIM_FACTOR:g}",
+        "mnist_accuracy_tolerance": f"{100 * claims.ACCURACY_TOLERANCE:g}",
+        "mnist_confidence": f"{100 * claims.CONFIDENCE:g}%",
+        "mnist_paper_a_sgd": f"{printed['sgd']['A_ratio']:.2f}",
+        "mnist_paper_a_adam": f"{printed['adam']['A_ratio']:.2f}",
+        "mnist_paper_b": f"{printed['sgd']['B_ratio']:.2f}",
+    }
 
+
+_HEADLINE_TABLES = ("tab-mnist-glance", "tab-mnist-error", "tab-mnist-yardstick", "tab-mnist-accuracy", "tab-mnist-mirror-room")
+
+
+def _headline_values(records: list[dict[str, Any]]) -> dict[str, str]:
+    """The verdict phrases and yardsticks of the headline artefact, per optimizer and claim."""
+    values: dict[str, str] = {}
+    for decision in claims.decide_all(records):
+        values[f"mnist_{decision.claim.lower()}_{decision.optimizer}"] = claim_phrase(decision)
+        values[f"mnist_{decision.claim.lower()}_{decision.optimizer}_verdict"] = verdict_text(decision)
     for optimizer in ("sgd", "adam"):
-        for key in ("a", "accuracy", "a_{}_verdict", "accuracy_{}_verdict", "lr_change", "floor", "base", "agreement", "q_acc"):
-            values["mnist_" + (key.format(optimizer) if "{}" in key else f"{key}_{optimizer}")] = MISSING
+        chosen = claims.select(records, optimizer)
+        values[f"mnist_lr_change_{optimizer}"] = lr_change_text(lr_change_interval(chosen))
+        values[f"mnist_floor_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "rounding", "E_bar"))
+        values[f"mnist_base_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "E_bar"))
+        values[f"mnist_agreement_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "agreement", ratio=False), 4, at_most=1.0)
+        values[f"mnist_q_acc_{optimizer}"] = percent_text(claims.difference_interval([r["nets"]["q_net"]["val_acc"] for r in chosen]), 4, at_most=1.0)
+    rooms = [r["pairs"]["baseline"]["mirror_room"] for r in claims.select(records, "sgd") if "mirror_room" in r["pairs"]["baseline"]]
+    values["mnist_room_same"] = percent_text(claims.difference_interval([m["same_sequence_among_moving"] for m in rooms]), 3, at_most=1.0) if rooms else MISSING
+    return values
+
+
+def _headline_page(headline: list[dict[str, Any]] | None, paper: dict[str, Any], run: Any, seed_count: str, confidence: str) -> Page:
+    """The verdicts on the authors' schedule over seeds (:data:`HEADLINE`): phrases, paper Tables 3-5
+    over seeds, the yardsticks, the mirror room and the error curves; placeholders where the
+    artefact is absent (the curves then come from this build's run)."""
+    from qatlib.report import markup
+    from qatlib.report.figures import training as training_plots
+
+    values = {"mnist_" + (key.format(optimizer) if "{}" in key else f"{key}_{optimizer}"): MISSING
+              for optimizer in ("sgd", "adam")
+              for key in ("a", "accuracy", "a_{}_verdict", "accuracy_{}_verdict", "lr_change", "floor", "base", "agreement", "q_acc")}
     values.update(mnist_b_sgd=MISSING, mnist_b_sgd_verdict=MISSING, mnist_room_same=MISSING)
-    tabs: dict[str, Any] = {}
-    figs: dict[str, Any] = {}
-    def missing(name: str) -> Any:  # a table whose artefact is absent keeps its name, so references resolve
-        return markup.table(tables.note_frame(f"The committed artefact is {MISSING}."), "Not in this checkout.", name)
-
-
-    # The verdicts on the authors' schedule, over seeds.
-    if headline:
-        decided = {(d.optimizer, d.claim): d for d in claims.decide_all(headline)}
-        for (optimizer, claim), decision in decided.items():
-            values[f"mnist_{claim.lower()}_{optimizer}"] = claim_phrase(decision)
-            values[f"mnist_{claim.lower()}_{optimizer}_verdict"] = verdict_text(decision)
-        for optimizer in ("sgd", "adam"):
-            chosen = claims.select(headline, optimizer)
-            values[f"mnist_lr_change_{optimizer}"] = lr_change_text(lr_change_interval(chosen))
-            values[f"mnist_floor_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "rounding", "E_bar"))
-            values[f"mnist_base_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "E_bar"))
-            values[f"mnist_agreement_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "agreement", ratio=False), 4, at_most=1.0)
-            values[f"mnist_q_acc_{optimizer}"] = percent_text(claims.difference_interval([r["nets"]["q_net"]["val_acc"] for r in chosen]), 4, at_most=1.0)
-        tabs["tab-mnist-glance"] = markup.table(glance_frame(headline, paper), (
-            f"The claims on the authors' schedule ({HEADLINE}: 1,000 steps of batch 600, {values['mnist_headline_seeds']} seeds): "
-            f"the paper's ratio, ours as the geometric mean over seeds with its {values['mnist_confidence']} interval, "
-            "the learning-rate change whose Q̂-net pair drifts as far as the baseline pair, and the verdict."), "tab-mnist-glance")
-        tabs["tab-mnist-error"] = markup.table(error_frame(headline, paper), (
+    if not headline:
+        curves = training_plots.error_curves(mean_history(run.records), paper["table4"]["mnist"])
+        return Page(values, {name: _missing_table(name) for name in _HEADLINE_TABLES}, {"fig_mnist_error_curves": curves})
+    values.update(_headline_values(headline))
+    captions = {
+        "tab-mnist-glance": (
+            f"The claims on the authors' schedule ({HEADLINE}: 1,000 steps of batch 600, {seed_count} seeds): "
+            f"the paper's ratio, ours as the geometric mean over seeds with its {confidence} interval, "
+            "the learning-rate change whose Q̂-net pair drifts as far as the baseline pair, and the verdict."),
+        "tab-mnist-error": (
             "Paper Table 4 over seeds: Ē at the end of training (percent of the range) over all quantized kernels "
             "and over the convolution kernels, the authors' path-normalised measure, and the quantized weight "
-            "agreement; each the geometric (Ē) or arithmetic (agreement) mean over seeds with its 95% interval."), "tab-mnist-error")
-        tabs["tab-mnist-yardstick"] = markup.table(yardstick_frame(headline), (
+            "agreement; each the geometric (Ē) or arithmetic (agreement) mean over seeds with its 95% interval."),
+        "tab-mnist-yardstick": (
             "Yardsticks of the baseline pair (percent of the range, over seeds): Q̂-net against its rounding twin, "
             "against Q̂-nets at learning rates 0.1%, 1% and 10% higher, the baseline pair itself, and the "
-            "learning-rate change a power law through the three lr-tweak pairs puts at the baseline's Ē."), "tab-mnist-yardstick")
-        tabs["tab-mnist-accuracy"] = markup.table(accuracy_frame(headline), (
+            "learning-rate change a power law through the three lr-tweak pairs puts at the baseline's Ē."),
+        "tab-mnist-accuracy": (
             "Paper Table 5 over seeds: test and training accuracy (± the half-width of the 95% interval) and "
-            "test loss of STE-net and Q̂-net, and Q̂-net − STE-net in test accuracy."), "tab-mnist-accuracy")
-        tabs["tab-mnist-mirror-room"] = markup.table(mirror_room_frame(headline), (
+            "test loss of STE-net and Q̂-net, and Q̂-net − STE-net in test accuracy."),
+        "tab-mnist-mirror-room": (
             "The mirror room over seeds: of the tracked weights that changed level in either net (moved, mean over "
             "seeds), the share that visit the same sequence of levels in both nets, and the mean number of steps "
-            "between paired crossings."), "tab-mnist-mirror-room")
-        figs["fig_mnist_error_curves"] = training_plots.error_curves(mean_history(headline), paper["table4"]["mnist"])
-        sgd_rooms = [r["pairs"]["baseline"]["mirror_room"] for r in claims.select(headline, "sgd") if "mirror_room" in r["pairs"]["baseline"]]
-        values["mnist_room_same"] = percent_text(claims.difference_interval([m["same_sequence_among_moving"] for m in sgd_rooms]), 3, at_most=1.0) if sgd_rooms else MISSING
-    else:
-        for name in ("tab-mnist-glance", "tab-mnist-error", "tab-mnist-yardstick", "tab-mnist-accuracy", "tab-mnist-mirror-room"):
-            tabs[name] = missing(name)
-        figs["fig_mnist_error_curves"] = training_plots.error_curves(mean_history(run.records), paper["table4"]["mnist"])
-    tabs["tab-mnist-accuracy-paper"] = markup.table(tables.paper_table5_frame(paper["table5"]["mnist"]),
-        "The paper's MNIST accuracy and loss (the left half of paper Table 5), as printed, its Diff rows included.",
-        "tab-mnist-accuracy-paper")
+            "between paired crossings."),
+    }
+    frames = {"tab-mnist-glance": glance_frame(headline, paper), "tab-mnist-error": error_frame(headline, paper),
+              "tab-mnist-yardstick": yardstick_frame(headline), "tab-mnist-accuracy": accuracy_frame(headline),
+              "tab-mnist-mirror-room": mirror_room_frame(headline)}
+    tabs = {name: markup.table(frames[name], captions[name], name) for name in _HEADLINE_TABLES}
+    return Page(values, tabs, {"fig_mnist_error_curves": training_plots.error_curves(mean_history(headline), paper["table4"]["mnist"])})
 
-    # Controls and other setups, each over its own seeds.
+
+def _setups_page(stores: dict[str, list[dict[str, Any]] | None]) -> Page:
+    """The controls and other setups, each over its own seeds: their table, their claim phrases and
+    how many of the GPU run's claims on Ē fall inside the CPU seeds' intervals."""
+    from qatlib.report import markup
+
+    headline = stores["headline"]
     setups = {
         "authors' schedule (paper_seeds)": headline,
         "the same without momentum (paper_no_momentum)": stores["no_momentum"],
@@ -206,45 +215,87 @@ def chapter(config: Any, preset: str) -> Page:
         "400 steps, level-centred Q̂' (level_centred_control)": stores["phase"],
         "authors' schedule on a GPU (paper_gpu)": stores["gpu"],
     }
-    tabs["tab-mnist-setups"] = markup.table(setups_frame(setups), (
+    table = markup.table(setups_frame(setups), (
         "The claims on each committed setup: ratio over seeds (geometric mean and 95% interval) and verdict; "
         "one seed gives no interval, so no verdict."), "tab-mnist-setups")
+    values: dict[str, str] = {}
     for key, role in (("nomom", "no_momentum"), ("default", "default"), ("default_nomom", "default_no_momentum"), ("phase", "phase"), ("gpu", "gpu")):
         records = stores[role]
         values[f"mnist_{key}_a_sgd"] = claim_phrase(claims.decide(records, "sgd", "A")) if records else MISSING
         values[f"mnist_{key}_b"] = claim_phrase(claims.decide(records, "sgd", "B")) if records else MISSING
+    values["mnist_gpu_inside"] = MISSING
     if stores["gpu"] and headline:
         inside = [f"{claim} ({optimizer})" for optimizer, claim in claims.CLAIMS[:3]
                   if (g := claims.decide(stores["gpu"], optimizer, claim).value) is not None
                   and (h := claims.decide(headline, optimizer, claim).value) is not None and h.n > 1 and h.contains(g.mean)]
         values["mnist_gpu_inside"] = f"{len(inside)} of 3"
-    else:
-        values["mnist_gpu_inside"] = MISSING
+    return Page(values, {"tab-mnist-setups": table}, {})
 
-    # Run length and the authors' setup.
-    length_setups = {label: records for label, records in (("paper preset", stores["lengths"]), ("authors' setup", stores["authors"])) if records}
-    if length_setups:
-        tabs["tab-mnist-lengths"] = markup.table(lengths_frame(length_setups), (
-            "Claim A against run length, in this book's setup (paper_lengths: Chollet's net, all kernels quantized, "
-            "HTGE 5.5/w_max, α on the learning rate) and the authors' code's (authors_setup: the Flax example's CNN, "
-            "conv kernels quantized, HTGE 6.5/w_max, α on the slope); each length its own warm-up + cosine "
-            "schedule; ratio over seeds with its 95% interval, on Ē and, for SGD, on the authors' measure."), "tab-mnist-lengths")
-        figs["fig_mnist_lengths"] = seed_plots.ratio_against_length(
-            {"SGD + momentum": length_series(length_setups, "sgd"), "Adam": length_series(length_setups, "adam")},
-            threshold=claims.CLAIM_FACTOR, paper=paper_verdicts["sgd"]["A_ratio"])
-        values["mnist_length_finding"] = paper_finding(length_setups, paper_verdicts["sgd"]["A_ratio"])
-    else:
-        tabs["tab-mnist-lengths"] = missing("tab-mnist-lengths")
-        figs["fig_mnist_lengths"] = seed_plots.ratio_against_length(
-            {"SGD + momentum": length_series({"this build": run.records}, "sgd")}, threshold=claims.CLAIM_FACTOR)
-        values["mnist_length_finding"] = MISSING
 
-    # Figures that need weights: this build's run.
-    figs["fig_mnist_derivative"] = training_plots.derivative_per_layer(run.layer_quantizers(), run.estimator, ste_partner(run.estimator, run.quantizers))
+def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float, run: Any) -> Page:
+    """Claim A against run length in this book's setup and the authors' (:func:`lengths_frame`,
+    :func:`paper_finding` against the paper's ``printed`` ratio); this build's run where neither
+    artefact is committed."""
+    from qatlib.report import markup
+    from qatlib.report.figures import seeds as seed_plots
+
+    setups = {label: records for label, records in (("paper preset", stores["lengths"]), ("authors' setup", stores["authors"])) if records}
+    if not setups:
+        figure = seed_plots.ratio_against_length({"SGD + momentum": length_series({"this build": run.records}, "sgd")}, threshold=claims.CLAIM_FACTOR)
+        return Page({"mnist_length_finding": MISSING}, {"tab-mnist-lengths": _missing_table("tab-mnist-lengths")}, {"fig_mnist_lengths": figure})
+    table = markup.table(lengths_frame(setups), (
+        "Claim A against run length, in this book's setup (paper_lengths: Chollet's net, all kernels quantized, "
+        "HTGE 5.5/w_max, α on the learning rate) and the authors' code's (authors_setup: the Flax example's CNN, "
+        "conv kernels quantized, HTGE 6.5/w_max, α on the slope); each length its own warm-up + cosine "
+        "schedule; ratio over seeds with its 95% interval, on Ē and, for SGD, on the authors' measure."), "tab-mnist-lengths")
+    figure = seed_plots.ratio_against_length(
+        {"SGD + momentum": length_series(setups, "sgd"), "Adam": length_series(setups, "adam")},
+        threshold=claims.CLAIM_FACTOR, paper=printed)
+    return Page({"mnist_length_finding": paper_finding(setups, printed)}, {"tab-mnist-lengths": table}, {"fig_mnist_lengths": figure})
+
+
+def _build_figures(run: Any) -> dict[str, Any]:
+    """The figures that need weights, from this build's run: Q̂' and its STE partner per layer, and
+    the alignment of the two nets' weights."""
+    from qatlib.report.figures import training as training_plots
+    from qatlib.training.recipe import ste_partner
+
     if "sgd" in run.config.optimizers:
         panels = [("(a) baseline (SGD)", run.params["sgd/q_net"], run.params["sgd/ste_net"], run.estimator),
                   ("(b) unadjusted (SGD)", run.params["sgd/q_net"], run.params["sgd/ste_net_unadjusted"], None)]
     else:
         panels = [("baseline (Adam)", run.params["adam/q_net"], run.params["adam/ste_net"], None)]
-    figs["fig_mnist_alignment"] = training_plots.alignment_scatter(panels, run.quantizers)
-    return Page(values, tabs, figs)
+    return {
+        "fig_mnist_derivative": training_plots.derivative_per_layer(run.layer_quantizers(), run.estimator, ste_partner(run.estimator, run.quantizers)),
+        "fig_mnist_alignment": training_plots.alignment_scatter(panels, run.quantizers),
+    }
+
+
+def chapter(config: Any, preset: str) -> Page:
+    """Everything the MNIST chapter shows: the committed seeded artefacts (:data:`ARTEFACTS`), and
+    this build's own run of ``config``'s first seed as a reproduction check and for the figures
+    that need weights."""
+    from qatlib.report import markup, measure, tables
+    from qatlib.report.paper import paper_tables
+
+    paper = paper_tables()
+    stores = {role: stored(name) for role, name in ARTEFACTS.items()}
+    head_path = artefacts.metrics_path("mnist", HEADLINE)
+    head_provenance = artefacts.read_json(head_path)["provenance"] if head_path.is_file() else None
+    run = measure.check_mnist(config)
+    values: dict[str, str] = {"mnist_preset": preset, "mnist_build_steps": f"{run.config.steps:,}", "mnist_build_seed": str(run.seed),
+                              "mnist_check": reproduction(run.records, stored(CHECKED_AGAINST.get(preset, preset))),
+                              "mnist_check_against": CHECKED_AGAINST.get(preset, preset)}
+    values.update(_run_summary(stores["headline"], head_provenance))
+    printed = claims.claims(paper_metrics(paper))
+    values.update(_constants(run, printed))
+    paper5 = markup.table(tables.paper_table5_frame(paper["table5"]["mnist"]),
+                          "The paper's MNIST accuracy and loss (the left half of paper Table 5), as printed, its Diff rows included.",
+                          "tab-mnist-accuracy-paper")
+    return Page.merge([
+        Page(values, {}, {}),
+        _headline_page(stores["headline"], paper, run, values["mnist_headline_seeds"], values["mnist_confidence"]),
+        Page({}, {"tab-mnist-accuracy-paper": paper5}, _build_figures(run)),
+        _setups_page(stores),
+        _lengths_page(stores, printed["sgd"]["A_ratio"], run),
+    ])

@@ -363,6 +363,17 @@ class Page:
     figures: dict[str, Any]
     markdown: dict[str, str] = dataclasses.field(default_factory=dict)
 
+    @classmethod
+    def merge(cls, pages: Iterable["Page"]) -> "Page":
+        """One page holding every page's values, tables, figures and notes (a later page's name wins)."""
+        out = cls({}, {}, {}, {})
+        for part in pages:
+            out.values.update(part.values)
+            out.tables.update(part.tables)
+            out.figures.update(part.figures)
+            out.markdown.update(part.markdown)
+        return out
+
     def glue_all(self) -> None:
         """Glue every value, figure and note (``myst_nb.glue``, not displayed)."""
         import matplotlib.pyplot as plt
