@@ -158,3 +158,20 @@ def test_intro_page_reads_the_committed_artefacts(tmp_path, monkeypatch):
     assert page.values["headline_seeds"] == "3" and page.values["nomom_a_sgd"] == report.MISSING
     assert page.values["thm_head"] == "The theorems hold where they are stated, with one correction"
     assert set(page.tables) == {"tab-glance", "tab-setups"}
+
+
+def test_length_trend_reads_direction_and_overlap():
+    from qatlib.report import mnist
+
+    def setup(ratios_by_steps, spread=0.02):
+        return [record(seed, ratio * 0.01 * (1 + spread * (seed - 1)), steps=steps)
+                for steps, ratio in ratios_by_steps.items() for seed in range(3)]
+
+    falling, rising = setup({100: 5.0, 1000: 3.0}), setup({100: 0.5, 1000: 3.1})
+    text = mnist.length_trend({"paper preset": falling, "authors' setup": rising})
+    assert "in the paper preset it falls from 5.00 at 100 steps to 3.00 at 1,000" in text
+    assert "in the authors' setup it rises from 0.50 at 100 steps to 3.10 at 1,000" in text
+    assert text.endswith("at 1,000 steps the setups' intervals overlap")
+    apart = mnist.length_trend({"paper preset": falling, "authors' setup": setup({100: 0.5, 1000: 30.0})})
+    assert apart.endswith("do not overlap")
+    assert mnist.length_trend({"one length": setup({300: 2.0})}) == mnist.MISSING

@@ -18,7 +18,7 @@ from qatlib.report.seeds import (
     setups_frame, stored, verdict_text, yardstick_frame,
 )
 
-__all__ = ["HEADLINE", "ARTEFACTS", "CHECKED_AGAINST", "lengths_frame", "length_series", "paper_finding", "chapter"]
+__all__ = ["HEADLINE", "ARTEFACTS", "CHECKED_AGAINST", "lengths_frame", "length_series", "length_trend", "paper_finding", "chapter"]
 
 def lengths_frame(setups: dict[str, list[dict[str, Any]]]) -> Any:
     """Claim A against run length: per setup and length, the ratio over seeds for SGD and Adam
@@ -93,6 +93,27 @@ def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float) -> st
         f"claim A holds in {len(holding)} of {total}" + (f" ({'; '.join(holding)})" if holding else ""),
     ]
     return ", and ".join(parts)
+
+
+def length_trend(setups: dict[str, list[dict[str, Any]]], optimizer: str = "sgd") -> str:
+    """How claim A's ratio moves from each setup's shortest run to its longest, and whether the
+    setups' intervals at their longest common length overlap (so that the setup alone cannot
+    explain a difference there)."""
+    series = length_series(setups, optimizer)
+    moves = []
+    for label, by_steps in series.items():
+        if len(by_steps) > 1:
+            (first, a), (last, b) = min(by_steps.items()), max(by_steps.items())
+            moves.append(f"in the {label} it {'rises' if b.mean > a.mean else 'falls'} from {a.mean:.2f} at {first:,} steps to {b.mean:.2f} at {last:,}")
+    if not moves:
+        return MISSING
+    common = set.intersection(*(set(by_steps) for by_steps in series.values())) if len(series) > 1 else set()
+    if not common:
+        return "; ".join(moves)
+    longest = max(common)
+    at = [series[label][longest] for label in series]
+    overlap = max(v.low for v in at) <= min(v.high for v in at)
+    return "; ".join(moves) + f"; at {longest:,} steps the setups' intervals {'overlap' if overlap else 'do not overlap'}"
 
 
 def _run_summary(records: list[dict[str, Any]] | None, provenance: dict[str, Any] | None) -> dict[str, str]:
@@ -242,7 +263,8 @@ def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float
     setups = {label: records for label, records in (("paper preset", stores["lengths"]), ("authors' setup", stores["authors"])) if records}
     if not setups:
         figure = seed_plots.ratio_against_length({"SGD + momentum": length_series({"this build": run.records}, "sgd")}, threshold=claims.CLAIM_FACTOR)
-        return Page({"mnist_length_finding": MISSING}, {"tab-mnist-lengths": _missing_table("tab-mnist-lengths")}, {"fig_mnist_lengths": figure})
+        return Page({"mnist_length_finding": MISSING, "mnist_length_trend": MISSING},
+                    {"tab-mnist-lengths": _missing_table("tab-mnist-lengths")}, {"fig_mnist_lengths": figure})
     table = markup.table(lengths_frame(setups), (
         "Claim A against run length, in this book's setup (paper_lengths: Chollet's net, all kernels quantized, "
         "HTGE 5.5/w_max, α on the learning rate) and the authors' code's (authors_setup: the Flax example's CNN, "
@@ -251,7 +273,8 @@ def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float
     figure = seed_plots.ratio_against_length(
         {"SGD + momentum": length_series(setups, "sgd"), "Adam": length_series(setups, "adam")},
         threshold=claims.CLAIM_FACTOR, paper=printed)
-    return Page({"mnist_length_finding": paper_finding(setups, printed)}, {"tab-mnist-lengths": table}, {"fig_mnist_lengths": figure})
+    values = {"mnist_length_finding": paper_finding(setups, printed), "mnist_length_trend": length_trend(setups)}
+    return Page(values, {"tab-mnist-lengths": table}, {"fig_mnist_lengths": figure})
 
 
 def _build_figures(run: Any) -> dict[str, Any]:
