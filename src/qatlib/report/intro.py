@@ -118,16 +118,16 @@ def page() -> seeds.Page:
     values["paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
 
     nomom = seeds.stored(mnist_report.ARTEFACTS["no_momentum"])
-    values["nomom_a_sgd"] = seeds.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else missing
+    values["nomom_a_sgd"] = seeds.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else seeds.MISSING_CLAIM
     lengths = {label: records for label, records in (
         ("the paper preset", seeds.stored(mnist_report.ARTEFACTS["lengths"])),
         ("the authors' setup", seeds.stored(mnist_report.ARTEFACTS["authors"])),
     ) if records}
     values["length_finding"] = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"]) if lengths else missing
     resnet = seeds.stored("default_seeds", chapter="resnet50")
-    values["resnet_a_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else missing
-    values["resnet_b_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else missing
-    values["resnet_a_adam"] = seeds.claim_phrase(claims.decide(resnet, "adam", "A")) if resnet else missing
+    values["resnet_a_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else seeds.MISSING_CLAIM
+    values["resnet_b_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else seeds.MISSING_CLAIM
+    values["resnet_a_adam"] = seeds.claim_phrase(claims.decide(resnet, "adam", "A")) if resnet else seeds.MISSING_CLAIM
 
     setups = {
         "MNIST, the authors' schedule (paper_seeds)": headline_records,

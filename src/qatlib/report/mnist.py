@@ -242,8 +242,8 @@ def _setups_page(stores: dict[str, list[dict[str, Any]] | None]) -> Page:
     values: dict[str, str] = {}
     for key, role in (("nomom", "no_momentum"), ("default", "default"), ("default_nomom", "default_no_momentum"), ("phase", "phase"), ("gpu", "gpu")):
         records = stores[role]
-        values[f"mnist_{key}_a_sgd"] = claim_phrase(claims.decide(records, "sgd", "A")) if records else MISSING
-        values[f"mnist_{key}_b"] = claim_phrase(claims.decide(records, "sgd", "B")) if records else MISSING
+        values[f"mnist_{key}_a_sgd"] = claim_phrase(claims.decide(records, "sgd", "A")) if records else seeds.MISSING_CLAIM
+        values[f"mnist_{key}_b"] = claim_phrase(claims.decide(records, "sgd", "B")) if records else seeds.MISSING_CLAIM
     values["mnist_gpu_inside"] = MISSING
     if stores["gpu"] and headline:
         inside = [f"{claim} ({optimizer})" for optimizer, claim in claims.CLAIMS[:3]

@@ -24,9 +24,11 @@ import numpy as np
 
 from qatlib.report import artefacts, claims, markup
 
-__all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
+__all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "MISSING_CLAIM", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
 
 MISSING = "not in this checkout"
+#: In a claim-phrase slot ("claim A ..."), where a phrase starts with a verb.
+MISSING_CLAIM = "is not measured in this checkout"
 
 #: Row labels of the pairs, as the paper's Table 3 names them (S = SGD + momentum, A = Adam).
 EXPERIMENT_LABELS = {
