@@ -385,11 +385,20 @@ def raw_markup(facts: dict) -> list[str]:
     return [f"{t['where']}: {t['text'][:120]!r}" for t in facts["texts"] if RAW_MARKUP.search(t["text"])]
 
 
+#: A statistic and its interval, "3.27 [2.13, 5.02]", "71% [13, 405]": two numbers in brackets right
+#: after a number (and its unit) are an interval, not a list.
+_INTERVAL_BEFORE = re.compile(r"\d(?:\s*(?:%|pp))?\s*$")
+
+
+def _is_interval(text: str, match: re.Match) -> bool:
+    return match.group(0).count(",") == 1 and bool(_INTERVAL_BEFORE.search(text[:match.start()]))
+
+
 def python_reprs(facts: dict) -> list[str]:
     found = []
     for t in facts["texts"]:
         for what, pattern in REPRS.items():
-            match = pattern.search(t["text"])
+            match = next((m for m in pattern.finditer(t["text"]) if what != "a list" or not _is_interval(t["text"], m)), None)
             if match:
                 found.append(f"{t['where']}: {what} {match.group(0)!r} in {t['text'][:120]!r}")
     return found
@@ -603,6 +612,11 @@ def _faulty_site(tmp: Path) -> Path:
         image.save(tmp / "plain.png")
     (tmp / "faults.html").write_text(FAULTY_PAGE.format(long=" ".join(["words"] * 40)), encoding="utf-8")
     return tmp
+
+
+def test_an_interval_after_a_value_is_not_a_python_list() -> None:
+    facts = {"texts": [{"where": "p", "text": "A fails (3.27 [2.13, 5.02]), 71% [13, 405], +0.03 pp [0.05, 0.11]; seeds [0, 1]"}]}
+    assert python_reprs(facts) == ["p: a list '[0, 1]' in " + repr(facts["texts"][0]["text"][:120])]
 
 
 def test_every_check_fails_on_a_page_made_of_the_faults(browser, tmp_path: Path) -> None:

@@ -160,7 +160,7 @@ def test_intro_page_reads_the_committed_artefacts(tmp_path, monkeypatch):
     assert set(page.tables) == {"tab-glance", "tab-setups"}
 
 
-def test_length_trend_reads_direction_and_overlap():
+def test_length_trend_and_paper_finding_read_the_intervals():
     from qatlib.report import mnist
 
     def setup(ratios_by_steps, spread=0.02):
@@ -168,10 +168,12 @@ def test_length_trend_reads_direction_and_overlap():
                 for steps, ratio in ratios_by_steps.items() for seed in range(3)]
 
     falling, rising = setup({100: 5.0, 1000: 3.0}), setup({100: 0.5, 1000: 3.1})
-    text = mnist.length_trend({"paper preset": falling, "authors' setup": rising})
-    assert "in the paper preset it falls from 5.00 at 100 steps to 3.00 at 1,000" in text
-    assert "in the authors' setup it rises from 0.50 at 100 steps to 3.10 at 1,000" in text
-    assert text.endswith("at 1,000 steps the setups' intervals overlap")
-    apart = mnist.length_trend({"paper preset": falling, "authors' setup": setup({100: 0.5, 1000: 30.0})})
-    assert apart.endswith("do not overlap")
-    assert mnist.length_trend({"one length": setup({300: 2.0})}) == mnist.MISSING
+    trend = mnist.length_trend({"paper preset": falling, "authors' setup": rising})
+    assert trend["paper preset"] == "falls from 5.00 at 100 steps to 3.00 at 1,000"
+    assert trend["authors' setup"] == "rises from 0.50 at 100 steps to 3.10 at 1,000"
+    assert (trend["longest"], trend["overlap"]) == ("1,000", "overlap")
+    assert mnist.length_trend({"paper preset": falling, "authors' setup": setup({100: 0.5, 1000: 30.0})})["overlap"] == "do not overlap"
+    assert mnist.length_trend({"one length": setup({300: 2.0})}) == {"overlap": mnist.MISSING, "longest": mnist.MISSING}
+    finding = mnist.paper_finding({"paper preset": falling, "authors' setup": setup({100: 0.9, 300: 0.91, 1000: 3.1})}, 0.90)
+    assert finding["contains"] == "2 of 5 settings (authors' setup at 100 and 300 steps)"
+    assert finding["holds"] == "2 of 5 (authors' setup at 100 and 300 steps)"

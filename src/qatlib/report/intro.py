@@ -123,7 +123,8 @@ def page() -> seeds.Page:
         ("the paper preset", seeds.stored(mnist_report.ARTEFACTS["lengths"])),
         ("the authors' setup", seeds.stored(mnist_report.ARTEFACTS["authors"])),
     ) if records}
-    values["length_finding"] = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"]) if lengths else missing
+    finding = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"]) if lengths else {"contains": missing, "holds": missing}
+    values["length_contains"], values["length_holds"] = finding["contains"], finding["holds"]
     resnet = seeds.stored("default_seeds", chapter="resnet50")
     values["resnet_a_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else seeds.MISSING_CLAIM
     values["resnet_b_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else seeds.MISSING_CLAIM
