@@ -136,13 +136,6 @@ def _run_summary(records: list[dict[str, Any]] | None, provenance: dict[str, Any
     }
 
 
-def _missing_table(name: str) -> Any:
-    """A table whose artefact is absent: it keeps its name, so references to it resolve."""
-    from qatlib.report import markup, tables
-
-    return markup.table(tables.note_frame(f"The committed artefact is {MISSING}."), "Not in this checkout.", name)
-
-
 def _constants(run: Any, printed: dict[str, dict[str, float]]) -> dict[str, str]:
     """The phrases that do not depend on the seeds: α and the spread of Q̂' across a bin (from this
     build's run), the claims' thresholds and the paper's own ratios ``printed`` (paper Table 4)."""
@@ -196,7 +189,7 @@ def _headline_page(headline: list[dict[str, Any]] | None, paper: dict[str, Any],
     values.update(mnist_b_sgd=MISSING, mnist_b_sgd_verdict=MISSING, mnist_room_same=MISSING)
     if not headline:
         curves = training_plots.error_curves(mean_history(run.records), paper["table4"]["mnist"])
-        return Page(values, {name: _missing_table(name) for name in _HEADLINE_TABLES}, {"fig_mnist_error_curves": curves})
+        return Page(values, {name: seeds.missing_table(name) for name in _HEADLINE_TABLES}, {"fig_mnist_error_curves": curves})
     values.update(_headline_values(headline))
     captions = {
         "tab-mnist-glance": (
@@ -270,7 +263,7 @@ def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float
     setups = {label: records for label, records in (("paper preset", stores["lengths"]), ("authors' setup", stores["authors"])) if records}
     if not setups:
         figure = seed_plots.ratio_against_length({"SGD + momentum": length_series({"this build": run.records}, "sgd")}, threshold=claims.CLAIM_FACTOR)
-        return Page(dict.fromkeys(_LENGTH_VALUES, MISSING), {"tab-mnist-lengths": _missing_table("tab-mnist-lengths")}, {"fig_mnist_lengths": figure})
+        return Page(dict.fromkeys(_LENGTH_VALUES, MISSING), {"tab-mnist-lengths": seeds.missing_table("tab-mnist-lengths")}, {"fig_mnist_lengths": figure})
     table = markup.table(lengths_frame(setups), (
         "Claim A against run length, in this book's setup (paper_lengths: Chollet's net, all kernels quantized, "
         "HTGE 5.5/w_max, α on the learning rate) and the authors' code's (authors_setup: the Flax example's CNN, "

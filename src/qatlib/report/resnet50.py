@@ -83,7 +83,7 @@ def verdicts(run_json: dict[str, Any], paper: dict[str, Any]) -> seeds.Page:
                     "resnet_q_acc_sgd", "resnet_q_acc_adam", "resnet_weights_low", "resnet_same_baseline", "resnet_same_lr_tweak"):
             values[key] = seeds.MISSING
         for name in names:
-            tables[name] = markup.table(tables_lib.note_frame(f"The committed artefact is {seeds.MISSING}."), "Not in this checkout.", name)
+            tables[name] = seeds.missing_table(name)
         return seeds.Page(values, tables, {})
     values["resnet_seeds"] = str(len({r["seed"] for r in records}))
     for decision in claims.decide_all(records):

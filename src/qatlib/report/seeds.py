@@ -24,7 +24,7 @@ import numpy as np
 
 from qatlib.report import artefacts, claims, markup
 
-__all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "MISSING_CLAIM", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
+__all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "MISSING_CLAIM", "missing_table", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
 
 MISSING = "not in this checkout"
 #: In a claim-phrase slot ("claim A ..."), where a phrase starts with a verb.
@@ -47,6 +47,13 @@ _CLAIM_NAMES = {
     ("sgd", "accuracy"): "accuracy, SGD + momentum",
     ("adam", "accuracy"): "accuracy, Adam",
 }
+
+
+def missing_table(name: str) -> Any:
+    """A table whose committed artefact is absent: it keeps its name, so references to it resolve."""
+    from qatlib.report import tables
+
+    return markup.table(tables.note_frame(f"The committed artefact is {MISSING}."), "Not in this checkout.", name)
 
 
 def stored(preset: str, chapter: str = "mnist") -> list[dict[str, Any]] | None:
