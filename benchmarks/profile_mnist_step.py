@@ -1,171 +1,175 @@
-"""Where the time of the MNIST chapter's training step goes, on this CPU (issue: speed).
+"""Where the time of the MNIST chapter's training step goes, on this CPU, op by op (issue: speed).
 
 Run by hand from the repository root::
 
-    .venv/bin/python benchmarks/profile_mnist_step.py [--batch 600] [--variants default,onednn]
+    .venv/bin/python benchmarks/profile_mnist_step.py [--batch 600] [--variants default,max_isa_avx2]
 
-For each XLA-flag *variant* (a fresh subprocess, since XLA reads ``XLA_FLAGS`` once) it times, at
-``--batch``, best of ``--repeats`` timings of ``--steps`` calls:
+For each XLA-flag *variant* (a fresh subprocess, since XLA reads ``XLA_FLAGS`` once) it takes the
+step as the ``paper`` preset runs it (gradients over chunks of ``--microbatch`` examples, im2col
+convolutions) and measures, at ``--batch``:
 
-* ``lockstep_7``: the ``paper`` preset's compiled step: the seven nets of the comparison
-  (Q-hat-net, STE-net, lr-tweak, unadjusted; Adam's three) in one jitted call, per net-step;
-* ``one_net_step``: one Q-hat-net (HTGE) training step with SGD + momentum;
-* ``ste_net_step``: the same with the STE-net's clipped STE (the estimator's share);
-* ``forward``, ``forward_backward``: the loss, and its value and gradient (no optimizer);
-* ``conv_i/forward``, ``conv_i/forward_backward``: each convolution alone (its input shape at
-  this batch), with the library's im2col lowering and with ``lax.conv``;
-* ``pool/forward_backward``, ``dense/forward_backward``;
-* ``adam_update``, ``sgd_update``: the optimizer update alone on the convnet's parameters.
+* ``seconds``: one net's step (a Q-hat-net, SGD with momentum) and the seven-net lock-step step
+  per net, best of ``--repeats`` timings of ``--steps`` calls;
+* ``ops``: a ``jax.profiler`` trace of ``--steps`` one-net steps, each XLA op's time summed over
+  XLA's threads and grouped by pass (forward / backward), layer and kind (``matmul`` for XLA's dot
+  and convolution kernels, else the JAX primitive the op came from), per step;
+* ``busy_cores``: the ops' summed time over the wall time of the traced steps: how many of the
+  machine's cores XLA kept busy on average.
 
-The shares printed are of ``one_net_step``; ``forward_backward`` minus the per-layer times is the
-glue (ReLU, reshapes, loss). Writes ``benchmarks/results/profile_mnist_step.json``.
+Writes ``benchmarks/results/profile_mnist_step_<isa>.json``.
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
+import glob
 import json
 import os
+import re
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VARIANTS = {
     "default": "",
+    "max_isa_avx2": "--xla_cpu_max_isa=AVX2",
     "onednn": "--xla_cpu_use_onednn=true",
     "xnnpack": "--xla_cpu_use_xnnpack=true",
-    "legacy_runtime": "--xla_cpu_use_thunk_runtime=false",
-    "concurrency_scheduler": "--xla_cpu_enable_concurrency_optimized_scheduler=true",
 }
+#: An op of the compiled step: ``%name = type opcode(...), ... metadata={op_name="jit(step)/..."``.
+_HLO_OP = re.compile(r'%([\w.\-]+) = \S+ ([\w\-]+)\(.*?metadata=\{op_name="([^"]+)"')
+_LAYER = re.compile(r"(conv_\d|dense)$")
 
 
-def best_rate(fn, args, steps: int, repeats: int) -> float:
-    """``fn(*args)``'s best calls per second: the timing loop of ``bench_mnist_step.best_rate``."""
-    from bench_mnist_step import best_rate as rate  # benchmarks/ is on sys.path: the script's folder
+def op_groups(hlo: str) -> dict[str, tuple[str, str, str]]:
+    """Each op of a compiled step's HLO text by name: its (pass, layer, kind)."""
+    groups = {}
+    for name, opcode, op_name in _HLO_OP.findall(hlo):
+        parts = op_name.split("/")
+        layer = next((part for part in parts if _LAYER.match(part)), "-")
+        kind = "matmul" if name.startswith("ynn_fusion") and "dot_general" in op_name or opcode in ("dot", "convolution") else parts[-1]
+        groups[name] = ("backward" if "transpose(" in op_name else "forward", layer, kind)
+    return groups
 
-    return rate(lambda: fn(*args), steps, repeats)
 
-
-def measure(batch: int, steps: int, repeats: int) -> dict[str, float]:
-    """Seconds per call of every component (run inside the variant's subprocess)."""
+def traced_ops(step, args, steps: int, groups: dict[str, tuple[str, str, str]]) -> tuple[dict[str, float], float]:
+    """Seconds per step of each (pass, layer, kind) over ``steps`` traced calls, and their wall seconds."""
     import jax
-    import jax.numpy as jnp
-    import optax
 
-    from qatlib import models
-    from qatlib.experiments import mnist
-    from qatlib.experiments.comparison import comparison, q_hat, ste_partner
-    from qatlib.models import layers
-    from qatlib.training import lockstep, optimizers
+    jax.block_until_ready(step(*args))
+    folder = tempfile.mkdtemp()
+    with jax.profiler.trace(folder):
+        start = time.perf_counter()
+        for _ in range(steps):
+            out = step(*args)
+        jax.block_until_ready(out)
+        wall = time.perf_counter() - start
+    trace = jax.profiler.ProfileData.from_file(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True)[0])
+    seconds: collections.Counter = collections.Counter()
+    for plane in trace.planes:
+        for line in plane.lines:
+            for event in line.events:
+                if event.name in groups:
+                    seconds["/".join(groups[event.name])] += event.duration_ns / 1e9 / steps
+    return dict(seconds.most_common()), wall / steps
 
-    config = mnist.PRESETS["paper"].model_copy(update={"batch_size": batch})
-    estimator = q_hat(config.sharpness, config.centre)
-    model = models.CholletConvNet(bits=2, estimator=estimator)
-    x = jax.random.uniform(jax.random.key(1), (batch, 28, 28, 1))
-    y = jax.random.randint(jax.random.key(2), (batch,), 0, 10)
-    batch_dict = {"image": x, "label": y}
-    params = jax.jit(model.init)(jax.random.key(0), x[:1])["params"]
-    quantizers = models.quantizer_tree(params, 2)
-    seconds: dict[str, float] = {}
 
-    nets, states = [], []
-    for optimizer, lr in (("sgd", config.sgd_lr), ("adam", config.adam_lr)):
-        n, s, _ = comparison(optimizer, model, params, quantizers, estimator, lr, config.steps)
-        nets += n
-        states += s
-    step = lockstep.make_lockstep_step(nets)
-    seconds["lockstep_7"] = 1 / best_rate(lambda s: step(s, batch_dict)[0], (states,), steps, repeats) / len(nets)
+def measure(batch: int, microbatch: int, steps: int, repeats: int) -> dict:
+    """The variant's step times and op profile (run inside the variant's subprocess)."""
+    import jax
 
-    for name, module in (("one_net_step", model), ("ste_net_step", model.clone(estimator=ste_partner(estimator, quantizers)))):
-        net = lockstep.Net(name, module, optimizers.make_optimizer("sgd", 1e-3, config.steps, momentum=0.9))
-        one = lockstep.make_lockstep_step([net])
-        state = [lockstep.init_state(net, params)]
-        seconds[name] = 1 / best_rate(lambda s: one(s, batch_dict)[0], (state,), steps, repeats)
+    from bench_mnist_step import _batch, best_rate, seven_nets  # benchmarks/ is on sys.path: the script's folder
+    from qatlib.training import lockstep
 
-    def loss(p, images, labels):
-        return lockstep.cross_entropy(model.apply({"params": p}, images), labels)
+    nets, states, _ = seven_nets(0, "im2col")
+    data = _batch(batch)
+    seven = lockstep.make_lockstep_step(nets, microbatch=microbatch)
+    one = lockstep.make_lockstep_step(nets[:1], microbatch=microbatch)
 
-    seconds["forward"] = 1 / best_rate(jax.jit(loss), (params, x, y), steps, repeats)
-    seconds["forward_backward"] = 1 / best_rate(jax.jit(jax.value_and_grad(loss)), (params, x, y), steps, repeats)
+    def one_step(states, data):
+        return one(states, data)[0]
 
-    shapes = {"conv_0": (28, 1, 32), "conv_1": (13, 32, 64), "conv_2": (5, 64, 128)}
-    for name, (size, cin, cout) in shapes.items():
-        inputs = jax.random.uniform(jax.random.key(3), (batch, size, size, cin))
-        kernel = params[name]["kernel"]
-        for impl in ("im2col", "lax"):
-            conv = layers.QuantizedConv(cout, estimator=estimator, conv_impl=impl)
-            variables = {"params": {"kernel": kernel, "bias": jnp.zeros(cout)}}
+    seconds = {
+        "one_net_step": 1 / best_rate(lambda: one_step(states[:1], data), steps, repeats),
+        "lockstep_7_per_net": 1 / best_rate(lambda: seven(states, data)[0], steps, repeats) / len(nets),
+    }
+    groups = op_groups(one.lower(states[:1], data).compile().as_text())
+    ops, wall = traced_ops(one_step, (states[:1], data), steps, groups)
+    return {"seconds": seconds, "ops": ops, "traced_wall_seconds": wall, "busy_cores": sum(ops.values()) / wall,
+            "cores": len(os.sched_getaffinity(0)), "jax": jax.__version__}
 
-            def conv_loss(v, a, conv=conv):
-                return jnp.sum(jax.nn.relu(conv.apply(v, a)))
 
-            seconds[f"{name}/{impl}/forward"] = 1 / best_rate(jax.jit(conv_loss), (variables, inputs), steps, repeats)
-            grad = jax.jit(jax.grad(conv_loss, argnums=(0, 1) if name != "conv_0" else 0))
-            seconds[f"{name}/{impl}/forward_backward"] = 1 / best_rate(grad, (variables, inputs), steps, repeats)
-
-    pool_in = jax.random.uniform(jax.random.key(4), (batch, 26, 26, 32))
-    seconds["pool/forward_backward"] = 1 / best_rate(
-        jax.jit(jax.grad(lambda a: jnp.sum(layers.max_pool(a)))), (pool_in,), steps, repeats
-    )
-    dense_in = jax.random.uniform(jax.random.key(5), (batch, 1152))
-    dense = layers.QuantizedDense(10, estimator=estimator)
-    dense_vars = {"params": params["dense"]}
-    seconds["dense/forward_backward"] = 1 / best_rate(
-        jax.jit(jax.grad(lambda v, a: jnp.sum(dense.apply(v, a)), argnums=(0, 1))), (dense_vars, dense_in), steps, repeats
-    )
-    grads = jax.tree.map(jnp.ones_like, params)
-    for name, opt in (("sgd_update", optax.sgd(1e-3, momentum=0.9)), ("adam_update", optax.adam(1e-4, b2=0.95))):
-        opt_state = opt.init(params)
-
-        def update(g, s, p, opt=opt):
-            u, s = opt.update(g, s, p)
-            return optax.apply_updates(p, u), s
-
-        seconds[name] = 1 / best_rate(jax.jit(update), (grads, opt_state, params), steps, repeats)
-    return seconds
+def shares(ops: dict[str, float], by: int) -> dict[str, float]:
+    """The ops' shares of their summed time, grouped by field ``by`` (0 pass, 1 layer, 2 kind)."""
+    total = sum(ops.values())
+    out: collections.Counter = collections.Counter()
+    for key, value in ops.items():
+        out[key.split("/")[by]] += value / total
+    return dict(out.most_common())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--batch", type=int, default=600)
-    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--microbatch", type=int, default=25, help="examples per gradient chunk (the paper preset's 25)")
+    parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--variants", default=",".join(VARIANTS), help=f"comma-separated, of {sorted(VARIANTS)}")
+    parser.add_argument("--variants", default="default,max_isa_avx2", help=f"comma-separated, of {sorted(VARIANTS)}")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--output", default=str(ROOT / "benchmarks" / "results" / "profile_mnist_step.json"))
+    parser.add_argument("--output", default=None, help="report path (default: benchmarks/results/profile_mnist_step_<isa>.json)")
     args = parser.parse_args(argv)
+    for name in ("batch", "steps", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be >= 1, got {getattr(args, name)}")
+    if args.microbatch < 0 or (args.microbatch and args.batch % args.microbatch):
+        parser.error(f"--microbatch must be 0 or divide --batch {args.batch}, got {args.microbatch}")
     if args.child:
-        print(json.dumps(measure(args.batch, args.steps, args.repeats)))
+        print(json.dumps(measure(args.batch, args.microbatch, args.steps, args.repeats)))
         return 0
-    unknown = [v for v in args.variants.split(",") if v not in VARIANTS]
+    variants = args.variants.split(",")
+    unknown = [v for v in variants if v not in VARIANTS]
     if unknown:
         parser.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
-    report = {"batch": args.batch, "steps": args.steps, "repeats": args.repeats, "variants": {}}
-    for variant in args.variants.split(","):
+    sys.path.insert(0, str(ROOT / "src"))
+    from qatlib.report.artefacts import cpu_isa, device_info, write_json
+
+    report: dict = {"batch": args.batch, "microbatch": args.microbatch, "steps": args.steps, "repeats": args.repeats,
+                    "load_average_before": list(os.getloadavg()), "variants": {}}
+    for variant in variants:
         env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + VARIANTS[variant]).strip())
         out = subprocess.run(
-            [sys.executable, __file__, "--child", variant, "--batch", str(args.batch), "--steps", str(args.steps),
-             "--repeats", str(args.repeats)],
+            [sys.executable, __file__, "--child", variant, "--batch", str(args.batch), "--microbatch",
+             str(args.microbatch), "--steps", str(args.steps), "--repeats", str(args.repeats)],
             env=env, capture_output=True, text=True,
         )
         if out.returncode != 0:
             report["variants"][variant] = {"error": out.stderr[-2000:]}
             print(f"{variant}: failed\n{out.stderr[-2000:]}", file=sys.stderr)
             continue
-        seconds = json.loads(out.stdout.strip().splitlines()[-1])
-        report["variants"][variant] = {"flags": VARIANTS[variant], "seconds": seconds}
-        whole = seconds["one_net_step"]
-        print(f"\n== {variant} ({VARIANTS[variant] or 'no flags'}), batch {args.batch}")
-        for key, value in seconds.items():
-            print(f"  {key:32s} {1e3 * value:9.2f} ms  {100 * value / whole:6.1f}% of one_net_step")
-    sys.path.insert(0, str(ROOT / "src"))
-    from qatlib.report.artefacts import device_info, write_json
-
+        measured = json.loads(out.stdout.strip().splitlines()[-1])
+        measured.update({f"shares_by_{field}": shares(measured["ops"], i) for i, field in enumerate(("pass", "layer", "kind"))})
+        report["variants"][variant] = {"flags": VARIANTS[variant], **measured}
+        _print_variant(variant, measured)
+    report["load_average_after"] = list(os.getloadavg())
     report["machine"] = device_info()
-    write_json(args.output, report)
-    print(f"wrote {args.output}")
+    output = args.output or str(ROOT / "benchmarks" / "results" / f"profile_mnist_step_{cpu_isa().lower().replace('-', '')}.json")
+    write_json(output, report)
+    print(f"wrote {output}")
     return 0
+
+
+def _print_variant(variant: str, measured: dict) -> None:
+    print(f"\n== {variant} ({VARIANTS[variant] or 'no flags'})")
+    for key, value in measured["seconds"].items():
+        print(f"  {key:24s} {1e3 * value:8.2f} ms")
+    print(f"  XLA kept {measured['busy_cores']:.2f} of {measured['cores']} cores busy")
+    for field in ("pass", "layer", "kind"):
+        top = ", ".join(f"{k} {100 * v:.0f}%" for k, v in list(measured[f"shares_by_{field}"].items())[:8])
+        print(f"  by {field}: {top}")
 
 
 if __name__ == "__main__":
