@@ -199,8 +199,9 @@ def test_presets_resolve_and_validate():
     seeded = config_lib.resolve(PRESETS, "paper_seeds")
     assert seeded.seeds == (0, 1, 2, 3, 4) and seeded.extra_lr_tweaks == (1.001, 1.1) and seeded.rounding_twin
     assert {k for k, v in seeded.model_dump().items() if v != PRESETS["paper"].model_dump()[k]} == {
-        "seeds", "extra_lr_tweaks", "rounding_twin", "workers"
+        "seeds", "extra_lr_tweaks", "rounding_twin"
     }
+    assert PRESETS["paper"].workers == 2  # its SGD and Adam runs side by side (benchmarks/: 1.2x sooner on 2 cores)
     lengths = config_lib.resolve(PRESETS, "paper_lengths")
     assert lengths.lengths == (100, 300, 1000) and lengths.seeds == (0, 1, 2)
     # the 1,000-step runs of paper_lengths are those of paper_seeds (one cache entry each)
@@ -219,7 +220,7 @@ def test_presets_resolve_and_validate():
     with pytest.raises(ValueError, match="workers"):
         config_lib.resolve(PRESETS, "quick", {"workers": "0"})
     differ = {k for k, v in PRESETS["paper_gpu"].model_dump().items() if v != PRESETS["paper"].model_dump()[k]}
-    assert differ == {"microbatch", "conv_impl", "checkpoint_every"}  # the same schedule, run as a GPU runs it
+    assert differ == {"microbatch", "conv_impl", "checkpoint_every", "workers"}  # the same schedule, run as a GPU runs it (one process)
     assert config_lib.resolve(PRESETS, "level_centred_control").centre == "level"
     assert config_lib.resolve(PRESETS, "quick", {"estimator": "MAD"}).estimator == "mad"  # any registered one
     with pytest.raises(ValueError, match=r"estimator = 'nope': Value error, estimator must be one of"):

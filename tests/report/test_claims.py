@@ -168,12 +168,14 @@ def test_length_trend_and_paper_finding_read_the_intervals():
                 for steps, ratio in ratios_by_steps.items() for seed in range(3)]
 
     falling, rising = setup({100: 5.0, 1000: 3.0}), setup({100: 0.5, 1000: 3.1})
-    trend = mnist.length_trend({"paper preset": falling, "authors' setup": rising})
-    assert trend["paper preset"] == "falls from 5.00 at 100 steps to 3.00 at 1,000"
-    assert trend["authors' setup"] == "rises from 0.50 at 100 steps to 3.10 at 1,000"
+    trend = mnist.length_trend({"lengths": falling, "authors": rising})
+    assert trend["lengths"] == "falls from 5.00 at 100 steps to 3.00 at 1,000"
+    assert trend["authors"] == "rises from 0.50 at 100 steps to 3.10 at 1,000"
     assert (trend["longest"], trend["overlap"]) == ("1,000", "overlap")
-    assert mnist.length_trend({"paper preset": falling, "authors' setup": setup({100: 0.5, 1000: 30.0})})["overlap"] == "do not overlap"
+    assert mnist.length_trend({"lengths": falling, "authors": setup({100: 0.5, 1000: 30.0})})["overlap"] == "do not overlap"
     assert mnist.length_trend({"one length": setup({300: 2.0})}) == {"overlap": mnist.MISSING, "longest": mnist.MISSING}
-    finding = mnist.paper_finding({"paper preset": falling, "authors' setup": setup({100: 0.9, 300: 0.91, 1000: 3.1})}, 0.90)
+    finding = mnist.paper_finding({"lengths": falling, "authors": setup({100: 0.9, 300: 0.91, 1000: 3.1})}, 0.90)
     assert finding["contains"] == "2 of 5 settings (authors' setup at 100 and 300 steps)"
     assert finding["holds"] == "2 of 5 (authors' setup at 100 and 300 steps)"
+    with_article = mnist.paper_finding({"authors": setup({100: 0.9, 1000: 3.1})}, 0.90, article="the ")
+    assert with_article["contains"] == "1 of 2 settings (the authors' setup at 100 steps)"

@@ -119,11 +119,8 @@ def page() -> seeds.Page:
 
     nomom = seeds.stored(mnist_report.ARTEFACTS["no_momentum"])
     values["nomom_a_sgd"] = seeds.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else seeds.MISSING_CLAIM
-    lengths = {label: records for label, records in (
-        ("the paper preset", seeds.stored(mnist_report.ARTEFACTS["lengths"])),
-        ("the authors' setup", seeds.stored(mnist_report.ARTEFACTS["authors"])),
-    ) if records}
-    finding = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"]) if lengths else {"contains": missing, "holds": missing}
+    lengths = mnist_report.length_setups({role: seeds.stored(mnist_report.ARTEFACTS[role]) for role in mnist_report.LENGTH_SETUPS})
+    finding = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"], article="the ") if lengths else {"contains": missing, "holds": missing}
     values["length_contains"], values["length_holds"] = finding["contains"], finding["holds"]
     resnet = seeds.stored("default_seeds", chapter="resnet50")
     values["resnet_a_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else seeds.MISSING_CLAIM
@@ -135,7 +132,7 @@ def page() -> seeds.Page:
         "MNIST, the same without momentum (paper_no_momentum)": nomom,
         "MNIST, 400 steps of batch 128 (default_seeds)": seeds.stored(mnist_report.ARTEFACTS["default"]),
         "MNIST, the authors' code's setup, 1,000 steps (authors_setup)": [
-            r for r in (lengths.get("the authors' setup") or []) if r["spec"]["steps"] == 1000] or None,
+            r for r in (lengths.get("authors") or []) if r["spec"]["steps"] == 1000] or None,
         "ResNet50 on MNIST at 32×32, 160 steps (default_seeds)": resnet,
     }
     tables["tab-setups"] = markup.table(

@@ -18,18 +18,31 @@ from qatlib.report.seeds import (
     setups_frame, stored, verdict_text, yardstick_frame,
 )
 
-__all__ = ["HEADLINE", "ARTEFACTS", "CHECKED_AGAINST", "lengths_frame", "length_series", "length_trend", "paper_finding", "chapter"]
+__all__ = ["HEADLINE", "ARTEFACTS", "CHECKED_AGAINST", "LENGTH_SETUPS", "length_setups", "lengths_frame", "length_series",
+           "length_trend", "paper_finding", "chapter"]
+
+#: The run-length setups by role (their artefacts are ``ARTEFACTS[role]``), as the pages name them.
+LENGTH_SETUPS = {"lengths": "paper preset", "authors": "authors' setup"}
+
+
+def length_setups(stores: dict[str, list[dict[str, Any]] | None]) -> dict[str, list[dict[str, Any]]]:
+    """The committed run-length setups of ``stores`` (records by role), keyed by role (:data:`LENGTH_SETUPS`)."""
+    return {role: stores[role] for role in LENGTH_SETUPS if stores.get(role)}
+
+
+def _label(role: str, article: str = "") -> str:
+    return article + LENGTH_SETUPS.get(role, role)
 
 def lengths_frame(setups: dict[str, list[dict[str, Any]]]) -> Any:
-    """Claim A against run length: per setup and length, the ratio over seeds for SGD and Adam
+    """Claim A against run length: per setup (by role, :data:`LENGTH_SETUPS`) and length, the ratio over seeds for SGD and Adam
     (Ē over all quantized kernels) and SGD's ratio of the authors' path-normalised measure."""
     import pandas as pd
 
     rows = []
-    for label, records in setups.items():
+    for role, records in setups.items():
         for steps in sorted({r["spec"]["steps"] for r in records}):
             at = [r for r in records if r["spec"]["steps"] == steps]
-            row = {"setup": label, "steps": f"{steps:,}", "seeds": str(len({r["seed"] for r in at}))}
+            row = {"setup": _label(role), "steps": f"{steps:,}", "seeds": str(len({r["seed"] for r in at}))}
             for optimizer, name in (("sgd", "A, SGD"), ("adam", "A, Adam")):
                 row[name] = ratio_text(claims.decide(at, optimizer, "A").value)
             sgd = claims.select(at, "sgd")
@@ -56,65 +69,66 @@ ARTEFACTS = {
 }
 #: The committed artefact a preset's build run is checked against (its seeded twin).
 CHECKED_AGAINST = {"quick": "quick_seeds", "default": "default_seeds", "paper": "paper_seeds", "sgd_no_momentum": "sgd_no_momentum_seeds"}
-MISSING = "not in this checkout"
 
 
 def length_series(setups: dict[str, list[dict[str, Any]]], optimizer: str) -> dict[str, dict[int, claims.Interval]]:
-    """Claim A's interval at each run length of each setup, for the figure."""
+    """Claim A's interval at each run length of each setup (by role), for the figure (by label)."""
     out: dict[str, dict[int, claims.Interval]] = {}
-    for label, records in setups.items():
+    for role, records in setups.items():
         for steps in sorted({r["spec"]["steps"] for r in records}):
             value = claims.decide(records, optimizer, "A", steps).value
             if value is not None:
-                out.setdefault(label, {})[steps] = value
+                out.setdefault(_label(role), {})[steps] = value
     return out
 
 
-def _settings(names: list[tuple[str, int]]) -> str:
-    """'the authors' setup at 100 and 300 steps; ...' from (setup, steps) pairs, grouped by setup."""
+def _settings(names: list[tuple[str, int]], article: str) -> str:
+    """'the authors' setup at 100 and 300 steps; ...' from (role, steps) pairs, grouped by setup."""
     grouped: dict[str, list[str]] = {}
-    for label, steps in names:
-        grouped.setdefault(label, []).append(f"{steps:,}")
+    for role, steps in names:
+        grouped.setdefault(_label(role, article), []).append(f"{steps:,}")
     return "; ".join(f"{label} at {' and '.join(steps)} steps" for label, steps in grouped.items())
 
 
-def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float) -> dict[str, str]:
+def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float, article: str = "") -> dict[str, str]:
     """In how many (setup, length) settings the SGD claim-A interval contains the paper's printed
     ratio (``"contains"``), and in how many the claim holds, its interval at most the threshold
-    (``"holds"``); each with the settings named. :data:`MISSING` where nothing has 2 seeds."""
+    (``"holds"``); each with the settings named (``article`` before each setup's name).
+    :data:`MISSING` where nothing has 2 seeds."""
     containing, holding, total = [], [], 0
-    for label, records in setups.items():
+    for role, records in setups.items():
         for steps in sorted({r["spec"]["steps"] for r in records}):
             value = claims.decide(records, "sgd", "A", steps).value
             if value is None or value.n < 2:
                 continue
             total += 1
             if value.contains(printed):
-                containing.append((label, steps))
+                containing.append((role, steps))
             if value.high <= claims.CLAIM_FACTOR:
-                holding.append((label, steps))
+                holding.append((role, steps))
     if not total:
         return {"contains": MISSING, "holds": MISSING}
     return {
-        "contains": f"{len(containing)} of {total} settings" + (f" ({_settings(containing)})" if containing else ""),
-        "holds": f"{len(holding)} of {total}" + (f" ({_settings(holding)})" if holding else ""),
+        "contains": f"{len(containing)} of {total} settings" + (f" ({_settings(containing, article)})" if containing else ""),
+        "holds": f"{len(holding)} of {total}" + (f" ({_settings(holding, article)})" if holding else ""),
     }
 
 
 def length_trend(setups: dict[str, list[dict[str, Any]]], optimizer: str = "sgd") -> dict[str, str]:
-    """How claim A's ratio moves from each setup's shortest run to its longest (by setup label:
+    """How claim A's ratio moves from each setup's shortest run to its longest (by role:
     "falls from 5.40 at 100 steps to 3.35 at 1,000"), and whether the setups' intervals at their
     longest common length (``"longest"``) overlap (``"overlap"``), so that the setup alone cannot
     explain a difference there."""
-    series = length_series(setups, optimizer)
+    series = {role: length_series({role: records}, optimizer).get(_label(role), {}) for role, records in setups.items()}
+    series = {role: by_steps for role, by_steps in series.items() if by_steps}
     out = {"overlap": MISSING, "longest": MISSING}
-    for label, by_steps in series.items():
+    for role, by_steps in series.items():
         if len(by_steps) > 1:
             (first, a), (last, b) = min(by_steps.items()), max(by_steps.items())
-            out[label] = f"{'rises' if b.mean > a.mean else 'falls'} from {a.mean:.2f} at {first:,} steps to {b.mean:.2f} at {last:,}"
+            out[role] = f"{'rises' if b.mean > a.mean else 'falls'} from {a.mean:.2f} at {first:,} steps to {b.mean:.2f} at {last:,}"
     common = set.intersection(*(set(by_steps) for by_steps in series.values())) if len(series) > 1 else set()
     if common:
-        at = [series[label][max(common)] for label in series]
+        at = [by_steps[max(common)] for by_steps in series.values()]
         out["longest"] = f"{max(common):,}"
         out["overlap"] = "overlap" if max(v.low for v in at) <= min(v.high for v in at) else "do not overlap"
     return out
@@ -260,7 +274,7 @@ def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float
     from qatlib.report import markup
     from qatlib.report.figures import seeds as seed_plots
 
-    setups = {label: records for label, records in (("paper preset", stores["lengths"]), ("authors' setup", stores["authors"])) if records}
+    setups = length_setups(stores)
     if not setups:
         figure = seed_plots.ratio_against_length({"SGD + momentum": length_series({"this build": run.records}, "sgd")}, threshold=claims.CLAIM_FACTOR)
         return Page(dict.fromkeys(_LENGTH_VALUES, MISSING), {"tab-mnist-lengths": seeds.missing_table("tab-mnist-lengths")}, {"fig_mnist_lengths": figure})
@@ -274,7 +288,7 @@ def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float
         threshold=claims.CLAIM_FACTOR, paper=printed)
     finding, trend = paper_finding(setups, printed), length_trend(setups)
     values = {"mnist_length_contains": finding["contains"], "mnist_length_holds": finding["holds"],
-              "mnist_trend_paper": trend.get("paper preset", MISSING), "mnist_trend_authors": trend.get("authors' setup", MISSING),
+              "mnist_trend_paper": trend.get("lengths", MISSING), "mnist_trend_authors": trend.get("authors", MISSING),
               "mnist_trend_overlap": trend["overlap"], "mnist_trend_longest": trend["longest"]}
     return Page(values, {"tab-mnist-lengths": table}, {"fig_mnist_lengths": figure})
 

@@ -216,6 +216,17 @@ class Checkpointer:
         self._open().wait_until_finished()
         return bool(saved)
 
+    def resume(self, template: State, steps: int) -> tuple[int, State]:
+        """Where a run of ``steps`` steps starts: the newest checkpoint's step and state (restored
+        into ``template``'s structure), or ``(0, template)`` when there is none. A checkpoint past
+        ``steps`` belongs to another run and is refused."""
+        latest = self.latest_step()
+        if latest is None:
+            return 0, template
+        if int(latest) > steps:
+            raise ValueError(f"the checkpoint at step {latest} is past steps={steps}: a checkpoint of another run?")
+        return int(latest), self.restore(template, int(latest))
+
     def restore(self, template: State, step: int | None = None) -> State:
         """Restore the checkpoint at ``step`` (default: newest) into ``template``'s structure.
 
@@ -254,12 +265,7 @@ def run_with_checkpoints(
     """
     if not isinstance(num_steps, int) or num_steps < 0:
         raise ValueError(f"num_steps must be a non-negative int, got {num_steps!r}")
-    state, start = init_state, 0
-    if checkpointer is not None and checkpointer.latest_step() is not None:
-        start = int(checkpointer.latest_step())
-        if start > num_steps:
-            raise ValueError(f"checkpoint at step {start} is past num_steps={num_steps}")
-        state = checkpointer.restore(init_state, start)
+    start, state = checkpointer.resume(init_state, num_steps) if checkpointer is not None else (0, init_state)
     for step in range(start, num_steps):
         state = step_fn(state, step)
         if on_step is not None:

@@ -281,6 +281,51 @@ def train_lockstep(
     (e.g. :func:`qatlib.data.batch_stream` with ``start_step``), so the resumed run sees the batches
     an uninterrupted one would. ``microbatch``: see :func:`make_lockstep_step`.
     """
+    _check_run(nets, states, batches, steps, log_every, checkpointer)
+    from tqdm.auto import tqdm
+
+    names = [net.name for net in nets]
+    step_fn = make_lockstep_step(nets, observe, microbatch=microbatch)
+    states = _replicated(list(states), data_parallel)
+    record = _HostRecord(steps, len(nets), log_points(steps, log_every),
+                         jax.eval_shape(lambda s: observe(s, s), states) if observe is not None else None)
+
+    def log(step: int) -> None:
+        if on_log is not None:
+            record.log(step, on_log(step, dict(zip(names, states, strict=True))) or {})
+
+    log(0)
+    start_step, states = _resume(checkpointer, states, record, steps, data_parallel)
+    iterator: Iterator[Batch] = iter(batches(start_step) if callable(batches) else batches)
+    start = time.perf_counter()
+    first_step_seconds = 0.0
+    bar = tqdm(range(start_step + 1, steps + 1), desc=description, disable=not progress, mininterval=1.0,
+               initial=start_step, total=steps)
+    for step in bar:
+        try:
+            batch = next(iterator)
+        except StopIteration:
+            raise ValueError(f"the batch stream ended after {step - 1} of {steps} steps") from None
+        states, logs, observation = step_fn(states, data_parallel.shard_batch(batch) if data_parallel is not None else batch)
+        if step == start_step + 1:
+            jax.block_until_ready(states)
+            first_step_seconds = time.perf_counter() - start
+        record.pending.append((step, logs, observation))
+        if step in record.points:
+            record.flush()
+            log(step)
+            bar.set_postfix(loss=float(np.mean(record.buffers["loss"][step - 1])))
+        if checkpointer is not None and (step % checkpointer.every == 0 or step == steps):
+            record.flush()
+            checkpointer.save(step, {"states": states, "buffers": record.buffers}, force=True)
+    record.flush()
+    jax.block_until_ready(states)
+    return record.result(dict(zip(names, states, strict=True)), time.perf_counter() - start, first_step_seconds, start_step)
+
+
+def _check_run(nets: Sequence[Net], states: Sequence[TrainState], batches: Any, steps: int, log_every: int,
+               checkpointer: Any) -> None:
+    """:func:`train_lockstep`'s arguments, refused before any work starts."""
     if steps < 0:
         raise ValueError(f"steps must be >= 0, got {steps}")
     if len(states) != len(nets):
@@ -289,94 +334,68 @@ def train_lockstep(
         raise ValueError(f"log_every must be >= 0, got {log_every}")
     if checkpointer is not None and not callable(batches):
         raise ValueError("a resumable run needs batches as a function start_step -> batches")
-    from tqdm.auto import tqdm
 
-    names = [net.name for net in nets]
-    step_fn = make_lockstep_step(nets, observe, microbatch=microbatch)
-    states = list(states)
-    if data_parallel is not None:
-        states = [data_parallel.replicate(state) for state in states]
-    points = log_points(steps, log_every)
 
-    # Buffers for everything the loop produces, allocated up front so a checkpoint has fixed shapes.
-    buffers: dict[str, Any] = {
-        "loss": np.zeros((steps, len(nets)), np.float32),
-        "accuracy": np.zeros((steps, len(nets)), np.float32),
-    }
-    if observe is not None:
-        shapes = jax.eval_shape(lambda s: observe(s, s), states)
-        buffers["observations"] = jax.tree.map(lambda x: np.zeros((steps, *x.shape), x.dtype), shapes)
+def _replicated(states: list[TrainState], data_parallel: Any) -> list[TrainState]:
+    return [data_parallel.replicate(state) for state in states] if data_parallel is not None else states
 
-    def log(step: int) -> None:
-        if on_log is None:
-            return
-        values = on_log(step, dict(zip(names, states, strict=True))) or {}
-        row = points.index(step)
+
+class _HostRecord:
+    """Everything a lock-step run produces, in host buffers allocated up front so that a checkpoint
+    has fixed shapes: each step's loss and accuracy per net, the observations (one row per step),
+    and ``on_log``'s values per logging point. Per-step device outputs wait in ``pending`` and move
+    to the buffers at :meth:`flush` (one device sync per flush)."""
+
+    def __init__(self, steps: int, nets: int, points: list[int], observation_shapes: PyTree | None) -> None:
+        self.points = points
+        self.observing = observation_shapes is not None
+        self.buffers: dict[str, Any] = {
+            "loss": np.zeros((steps, nets), np.float32),
+            "accuracy": np.zeros((steps, nets), np.float32),
+        }
+        if self.observing:
+            self.buffers["observations"] = jax.tree.map(lambda x: np.zeros((steps, *x.shape), x.dtype), observation_shapes)
+        self.pending: list[tuple[int, dict[str, jax.Array], PyTree]] = []
+
+    def log(self, step: int, values: Mapping[str, float]) -> None:
+        """Keep ``on_log``'s ``values`` at logging point ``step``."""
+        row = self.points.index(step)
         for key, value in values.items():
-            column = buffers.setdefault("log_values", {}).setdefault(key, np.full(len(points), np.nan))
+            column = self.buffers.setdefault("log_values", {}).setdefault(key, np.full(len(self.points), np.nan))
             column[row] = float(value)
 
-    log(0)
-    start_step = 0
-    if checkpointer is not None and checkpointer.latest_step() is not None:
-        start_step = int(checkpointer.latest_step())
-        if start_step > steps:
-            raise ValueError(f"the checkpoint at step {start_step} is past steps={steps}: a checkpoint of another run?")
-        restored = checkpointer.restore({"states": states, "buffers": buffers}, start_step)
-        states = list(restored["states"])
-        buffers = jax.tree.map(np.array, restored["buffers"])  # writable host copies
-        if data_parallel is not None:
-            states = [data_parallel.replicate(state) for state in states]
-    iterator: Iterator[Batch] = iter(batches(start_step) if callable(batches) else batches)
+    def flush(self) -> None:
+        for step, logs, observation in jax.device_get(self.pending):
+            self.buffers["loss"][step - 1] = logs["loss"]
+            self.buffers["accuracy"][step - 1] = logs["accuracy"]
+            if self.observing:
+                jax.tree.map(lambda buffer, row: buffer.__setitem__(step - 1, row), self.buffers["observations"], observation)
+        self.pending.clear()
 
-    pending: list[tuple[int, dict[str, jax.Array], PyTree]] = []
+    def result(self, states: dict[str, TrainState], seconds: float, first_step_seconds: float, start_step: int) -> TrainResult:
+        return TrainResult(
+            states,
+            {"loss": self.buffers["loss"], "accuracy": self.buffers["accuracy"]},
+            self.buffers.get("observations"),
+            seconds,
+            first_step_seconds,
+            np.asarray(self.points),
+            dict(self.buffers.get("log_values", {})),
+            start_step,
+        )
 
-    def flush() -> None:  # move per-step device outputs into the host buffers (one sync per flush)
-        for step, logs, observation in jax.device_get(pending):
-            buffers["loss"][step - 1] = logs["loss"]
-            buffers["accuracy"][step - 1] = logs["accuracy"]
-            if observe is not None:
-                jax.tree.map(lambda buffer, row: buffer.__setitem__(step - 1, row), buffers["observations"], observation)
-        pending.clear()
 
-    start = time.perf_counter()
-    first_step_seconds = 0.0
-    bar = tqdm(
-        range(start_step + 1, steps + 1), desc=description, disable=not progress, mininterval=1.0,
-        initial=start_step, total=steps,
-    )
-    for step in bar:
-        try:
-            batch = next(iterator)
-        except StopIteration:
-            raise ValueError(f"the batch stream ended after {step - 1} of {steps} steps") from None
-        if data_parallel is not None:
-            batch = data_parallel.shard_batch(batch)
-        states, logs, observation = step_fn(states, batch)
-        if step == start_step + 1:
-            jax.block_until_ready(states)
-            first_step_seconds = time.perf_counter() - start
-        pending.append((step, logs, observation))
-        if step in points:
-            flush()
-            log(step)
-            bar.set_postfix(loss=float(np.mean(buffers["loss"][step - 1])))
-        if checkpointer is not None and (step % checkpointer.every == 0 or step == steps):
-            flush()
-            checkpointer.save(step, {"states": states, "buffers": buffers}, force=True)
-    flush()
-    jax.block_until_ready(states)
-    seconds = time.perf_counter() - start
-    return TrainResult(
-        dict(zip(names, states, strict=True)),
-        {"loss": buffers["loss"], "accuracy": buffers["accuracy"]},
-        buffers.get("observations"),
-        seconds,
-        first_step_seconds,
-        np.asarray(points),
-        dict(buffers.get("log_values", {})),
-        start_step,
-    )
+def _resume(checkpointer: Any, states: list[TrainState], record: _HostRecord, steps: int,
+            data_parallel: Any) -> tuple[int, list[TrainState]]:
+    """The step to start from and the states there: the newest checkpoint's (its buffers into
+    ``record``, :meth:`qatlib.training.checkpoint.Checkpointer.resume`), or step 0 and ``states``."""
+    if checkpointer is None:
+        return 0, states
+    start_step, restored = checkpointer.resume({"states": states, "buffers": record.buffers}, steps)
+    if start_step == 0:
+        return 0, states
+    record.buffers = jax.tree.map(np.array, restored["buffers"])  # writable host copies
+    return start_step, _replicated(list(restored["states"]), data_parallel)
 
 
 def _to_host(array: jax.Array) -> np.ndarray:

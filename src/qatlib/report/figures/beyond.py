@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from qatlib.report.beyond import EXPERIMENT_LABELS, ratios
+from qatlib.report.beyond.analysis import EXPERIMENT_LABELS, ratios
 from qatlib.report.figures.style import figure, styled
 
 __all__ = ["COLOURS", "learning_rate", "momentum", "ratio_bars", "shape"]

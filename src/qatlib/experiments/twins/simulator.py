@@ -33,13 +33,14 @@ in ``data/mnist/``, MD5-verified; 28×28, pixel / 255 in [0, 1]); w_max is the H
 float64 (inside ``jax.enable_x64``) so that per-step terms of order η² are resolved.
 """
 
+
 from __future__ import annotations
 
 import dataclasses
 import functools
 import math
 from collections.abc import Sequence
-from typing import Literal, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -58,17 +59,11 @@ __all__ = [
     "Problem",
     "PairConfig",
     "PairTrace",
-    "PairSummary",
     "mnist_problem",
     "make_quantizer",
     "ste_side",
     "run_pair",
-    "summarize",
-    "eta_sweep",
-    "fit_loglog_slope",
-    "boundary_crossings",
-    "mirror_candidate",
-    "crossing_lags",
+    "BOUND_TOLERANCE",
 ]
 
 Optimizer = Literal["sgd", "momentum", "adam"]
@@ -236,34 +231,6 @@ class PairTrace(NamedTuple):
     traced: np.ndarray
 
 
-@dataclasses.dataclass(frozen=True)
-class PairSummary:
-    """Headline numbers of one run (python floats / ints)."""
-
-    optimizer: str
-    eta: float
-    steps: int
-    alpha: float
-    L_minus: float
-    L_plus: float
-    L_prime: float
-    E_bar: float
-    agreement: float
-    checked: int
-    holds: float
-    holds_printed: float
-    holds_eq6: float
-    holds_eq6_printed: float
-    outside: int
-    holds_outside: float
-    crossings: int
-    crossings_same_step: int
-    mean_grad_err: float
-    mean_conv: float
-    mean_c13: float
-    mean_step: float
-
-
 # ------------------------------------------------------------------------------------ the run
 def _optimizer(name: str, lr: float | jax.Array, cfg: PairConfig) -> optax.GradientTransformation:
     if name == "sgd":
@@ -293,6 +260,157 @@ def _batches(n: int, batch_size: int, steps: int, seed: int) -> np.ndarray:
     return np.concatenate(rows)[:steps]
 
 
+@dataclasses.dataclass(frozen=True)
+class _Twins:
+    """One pair's fixed parts inside :func:`_simulate`: the problem's data, the quantizer, both
+    estimators and optimizers, α, the Lipschitz constants, η (traced) and the traced weights."""
+
+    cfg: PairConfig
+    q: UniformQuantizer
+    q_est: Estimator
+    s_est: Estimator
+    alpha: float
+    consts: theory.LipschitzConstants
+    eta: jax.Array
+    x: jax.Array
+    y: jax.Array
+    idx: jax.Array
+
+    @property
+    def adam(self) -> bool:
+        return self.cfg.optimizer == "adam"
+
+    @functools.cached_property
+    def optimizers(self) -> tuple[optax.GradientTransformation, optax.GradientTransformation]:
+        """Q̂-net's (also its "raw" shadow's, fed ∇f_Q̂ without Q̂') and STE-net's (lr αη; η for Adam)."""
+        lr_ste = self.eta if self.adam else self.alpha * self.eta
+        return _optimizer(self.cfg.optimizer, self.eta, self.cfg), _optimizer(self.cfg.optimizer, lr_ste, self.cfg)
+
+    def mirror(self, w: jax.Array) -> jax.Array:
+        """M(w) (Eq. 12) for SGD; w itself for Adam, whose nets share their weights' scale (Table 2)."""
+        return w if self.adam else qatlib.weight_map(w, self.q, self.q_est)
+
+    def grads(self, w: jax.Array, est: Estimator, xb: jax.Array, yb: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """(∇f at Q(w), the net's gradient ∇f·Q̂'(w) through qatlib.quantize's custom VJP)."""
+        v, vjp = jax.vjp(lambda u: qatlib.quantize(u, self.q, est), w)
+        g_v = jax.grad(_loss)(v, xb, yb)
+        (g_w,) = vjp(g_v)
+        return g_v, g_w
+
+    def start(self, w0: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+        """The scan's first carry (both nets' weights and optimizer states, crossing counters) and
+        the records of step 0."""
+        opt_q, opt_s = self.optimizers
+        w_q = w0
+        w_s = self.mirror(w0) if (self.cfg.reinit or self.adam) else w0
+        zeros = jnp.zeros(w_q.shape, jnp.int32)
+        never = jnp.full(w_q.shape, -1, jnp.int32)
+        carry = (
+            (w_q, w_s, opt_q.init(w_q), opt_s.init(w_s), opt_q.init(w_q), jnp.ones_like(w_q, dtype=bool)),
+            (zeros, zeros, never, never, jnp.zeros((), jnp.int32)),
+        )
+        E_init = jnp.abs(self.mirror(w_q) - w_s)
+        init = {
+            "E_mean": jnp.mean(E_init),
+            "E_max": jnp.max(E_init),
+            "agreement": jnp.mean((self.q(w_q) == self.q(w_s)).astype(w_q.dtype)),
+            "w_q": w_q.reshape(-1)[self.idx],
+            "w_s": w_s.reshape(-1)[self.idx],
+            "m_q": self.mirror(w_q).reshape(-1)[self.idx],
+        }
+        return carry, init
+
+    def bound_terms(self, w_q: jax.Array, g_q: jax.Array, u_q: jax.Array, u_raw: jax.Array, u_s: jax.Array,
+                    inside_now: jax.Array) -> dict[str, jax.Array]:
+        """Per weight, the right-hand side's terms of this step's bound: the gradient error, the
+        Assumption C.1.3 term, the convexity error (as derived and as printed), and Eq. 6's form."""
+        if self.adam:  # Theorem E.1 / Eq. 7
+            terms = theory.adaptive_bound_terms(u_q, u_raw, u_s)
+            conv_printed = terms.convexity_error
+        else:  # Theorem C.1 (Eq. 16-17); plain SGD is Eq. 6 with a zero optimizer term
+            terms = theory.nonadaptive_bound_terms(u_q, u_raw, u_s, w_q, quantizer=self.q, estimator=self.q_est)
+            conv_printed = terms.convexity_error / self.alpha  # α omitted, as printed
+        # Beyond the range Q̂' = 0, so C.1.3's term is 0/0: it is not defined there (Appendix G).
+        c13 = jnp.where(inside_now, jnp.nan_to_num(terms.optimizer_error, nan=0.0, posinf=0.0), 0.0)
+        if self.cfg.optimizer == "sgd":  # Eq. 6 with L₊ in place of Q̂'(w); quadratic in η, so scale lr=1
+            eq6 = theory.printed_convexity_error(g_q, lr=1.0, constants=self.consts) * self.eta**2
+            conv_eq6, conv_eq6_printed = self.alpha * eq6, eq6
+        else:
+            conv_eq6 = conv_eq6_printed = jnp.full_like(w_q, jnp.inf)
+        return {"grad_err": terms.gradient_error, "c13": c13, "conv": terms.convexity_error,
+                "conv_printed": conv_printed, "conv_eq6": conv_eq6, "conv_eq6_printed": conv_eq6_printed}
+
+    def step(self, carry: Any, batch: jax.Array) -> tuple[Any, dict[str, jax.Array]]:
+        """One step of both nets on ``batch`` and its records (:func:`_step_records`)."""
+        (w_q, w_s, st_q, st_s, st_raw, inside_so_far), (n_cross, n_same, first_q, first_s, t) = carry
+        opt_q, opt_s = self.optimizers
+        xb, yb = self.x[batch], self.y[batch]
+        g_q, gw_q = self.grads(w_q, self.q_est, xb, yb)
+        g_s, gw_s = self.grads(w_s, self.s_est, xb, yb)
+        u_q, st_q = opt_q.update(gw_q, st_q, w_q)
+        u_s, st_s = opt_s.update(gw_s, st_s, w_s)
+        # g^{(t)}(∇f_Q̂^{(0…t)}, η): the step Q̂-net's optimizer would take on gradients not scaled by Q̂'.
+        u_raw, st_raw = opt_q.update(g_q, st_raw, w_q)
+        w_q1, w_s1 = w_q + u_q, w_s + u_s
+
+        E1 = jnp.abs(self.mirror(w_q1) - w_s1)
+        lhs = E1 - jnp.abs(self.mirror(w_q) - w_s)
+        lo, hi = self.q.representable_range
+        terms = self.bound_terms(w_q, g_q, u_q, u_raw, u_s, (w_q >= lo) & (w_q <= hi))
+        inside_next = inside_so_far & (w_q1 >= lo) & (w_q1 <= hi)
+        moving = (u_q != 0) | (u_s != 0)
+        qq1, qs1 = self.q(w_q1), self.q(w_s1)
+        cross_q, cross_s = qq1 != self.q(w_q), qs1 != self.q(w_s)
+        out = _step_records(lhs, terms, inside_next & moving, (~inside_next) & moving, E1, qq1, qs1, cross_q, cross_s)
+        out.update({"agreement": jnp.mean((qq1 == qs1).astype(w_q.dtype)), "step": jnp.mean(jnp.abs(u_q)),
+                    "w_q": w_q1.reshape(-1)[self.idx], "w_s": w_s1.reshape(-1)[self.idx],
+                    "m_q": self.mirror(w_q1).reshape(-1)[self.idx]})
+        same = cross_q & cross_s & (qq1 == qs1)
+        n_cross, n_same = n_cross + cross_q, n_same + same
+        first_q = jnp.where((first_q < 0) & cross_q, t + 1, first_q)
+        first_s = jnp.where((first_s < 0) & cross_s, t + 1, first_s)
+        counters = (n_cross, n_same, first_q, first_s, t + 1)
+        return ((w_q1, w_s1, st_q, st_s, st_raw, inside_next), counters), out
+
+
+def _step_records(lhs: jax.Array, terms: dict[str, jax.Array], checked: jax.Array, outside: jax.Array, E1: jax.Array,
+                  qq1: jax.Array, qs1: jax.Array, cross_q: jax.Array, cross_s: jax.Array) -> dict[str, jax.Array]:
+    """One step's summary: Ē's mean and max, the bound terms' means, how many (weight, step) pairs
+    were checked and where each form of the bound held, and the threshold crossings; ``lhs`` and
+    ``rhs`` keep every weight (the caller keeps the traced ones)."""
+    tol = BOUND_TOLERANCE
+    grad_err, c13, conv = terms["grad_err"], terms["c13"], terms["conv"]
+    rhs = grad_err + c13 + conv
+    hold = lhs <= rhs + tol
+    hold_printed = lhs <= grad_err + c13 + terms["conv_printed"] + tol
+    hold_eq6 = lhs <= grad_err + c13 + terms["conv_eq6"] + tol
+    hold_eq6_printed = lhs <= grad_err + c13 + terms["conv_eq6_printed"] + tol
+    finite_mean = lambda a: jnp.mean(jnp.where(jnp.isfinite(a), a, jnp.nan))  # noqa: E731
+    count = lambda m: jnp.sum(m, dtype=jnp.int32)  # noqa: E731
+    return {
+        "E_mean": jnp.mean(E1),
+        "E_max": jnp.max(E1),
+        "grad_err": jnp.mean(grad_err),
+        "c13": jnp.mean(c13),
+        "conv": jnp.mean(conv),
+        "conv_printed": jnp.mean(terms["conv_printed"]),
+        "conv_eq6": finite_mean(terms["conv_eq6"]),
+        "conv_eq6_printed": finite_mean(terms["conv_eq6_printed"]),
+        "n_checked": count(checked),
+        "n_hold": count(checked & hold),
+        "n_hold_printed": count(checked & hold_printed),
+        "n_hold_eq6": count(checked & hold_eq6),
+        "n_hold_eq6_printed": count(checked & hold_eq6_printed),
+        "n_outside": count(outside),
+        "n_hold_outside": count(outside & hold),
+        "n_cross_q": count(cross_q),
+        "n_cross_s": count(cross_s),
+        "n_cross_same": count(cross_q & cross_s & (qq1 == qs1)),
+        "lhs": lhs,
+        "rhs": rhs,
+    }
+
+
 @functools.partial(jax.jit, static_argnames=("cfg", "q", "q_est", "s_est", "alpha", "consts"))
 def _simulate(
     w0: jax.Array,
@@ -309,125 +427,19 @@ def _simulate(
     alpha: float,
     consts: theory.LipschitzConstants,
 ) -> dict[str, jax.Array]:
-    adam = cfg.optimizer == "adam"
-    idx = traced
-    lo, hi = q.representable_range
+    """Both nets over ``batches`` (one ``lax.scan``): per step the records of :meth:`_Twins.step`,
+    at the end each weight's final E, crossings and first crossing steps, and step 0's records."""
+    twins = _Twins(cfg, q, q_est, s_est, alpha, consts, eta, x, y, traced)
+    carry, init = twins.start(w0)
 
-    def mirror(w: jax.Array) -> jax.Array:
-        return w if adam else qatlib.weight_map(w, q, q_est)
+    def scan_step(carry, batch):
+        carry, out = twins.step(carry, batch)
+        out["lhs"], out["rhs"] = out["lhs"].reshape(-1)[traced], out["rhs"].reshape(-1)[traced]
+        return carry, out
 
-    lr_ste = eta if adam else alpha * eta
-    opt_q = _optimizer(cfg.optimizer, eta, cfg)  # Q̂-net, and its "raw" shadow fed ∇f_Q̂ without Q̂'
-    opt_s = _optimizer(cfg.optimizer, lr_ste, cfg)  # STE-net
-
-    w_q = w0
-    w_s = mirror(w0) if (cfg.reinit or adam) else w0
-    zeros = jnp.zeros(w_q.shape, jnp.int32)
-    never = jnp.full(w_q.shape, -1, jnp.int32)
-    state = (
-        (w_q, w_s, opt_q.init(w_q), opt_s.init(w_s), opt_q.init(w_q), jnp.ones_like(w_q, dtype=bool)),
-        (zeros, zeros, never, never, jnp.zeros((), jnp.int32)),
-    )
-
-    def grads(w: jax.Array, est: Estimator, xb: jax.Array, yb: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """(∇f at Q(w), the net's gradient ∇f·Q̂'(w) through qatlib.quantize's custom VJP)."""
-        v, vjp = jax.vjp(lambda u: qatlib.quantize(u, q, est), w)
-        g_v = jax.grad(_loss)(v, xb, yb)
-        (g_w,) = vjp(g_v)
-        return g_v, g_w
-
-    def step(carry, batch):
-        (w_q, w_s, st_q, st_s, st_raw, inside_so_far), (n_cross, n_same, first_q, first_s, t) = carry
-        xb, yb = x[batch], y[batch]
-        g_q, gw_q = grads(w_q, q_est, xb, yb)
-        g_s, gw_s = grads(w_s, s_est, xb, yb)
-        u_q, st_q = opt_q.update(gw_q, st_q, w_q)
-        u_s, st_s = opt_s.update(gw_s, st_s, w_s)
-        # g^{(t)}(∇f_Q̂^{(0…t)}, η): the step Q̂-net's optimizer would take on gradients not scaled by Q̂'.
-        u_raw, st_raw = opt_q.update(g_q, st_raw, w_q)
-        w_q1, w_s1 = w_q + u_q, w_s + u_s
-
-        E0 = jnp.abs(mirror(w_q) - w_s)
-        E1 = jnp.abs(mirror(w_q1) - w_s1)
-        lhs = E1 - E0
-        if adam:  # Theorem E.1 / Eq. 7
-            terms = theory.adaptive_bound_terms(u_q, u_raw, u_s)
-            conv_printed = terms.convexity_error
-        else:  # Theorem C.1 (Eq. 16-17); plain SGD is Eq. 6 with a zero optimizer term
-            terms = theory.nonadaptive_bound_terms(u_q, u_raw, u_s, w_q, quantizer=q, estimator=q_est)
-            conv_printed = terms.convexity_error / alpha  # α omitted, as printed
-        inside_now = (w_q >= lo) & (w_q <= hi)
-        # Beyond the range Q̂' = 0, so C.1.3's term is 0/0: it is not defined there (Appendix G).
-        c13 = jnp.where(inside_now, jnp.nan_to_num(terms.optimizer_error, nan=0.0, posinf=0.0), 0.0)
-        grad_err, conv = terms.gradient_error, terms.convexity_error
-        if cfg.optimizer == "sgd":  # Eq. 6 with L₊ in place of Q̂'(w); quadratic in η, so scale lr=1
-            eq6 = theory.printed_convexity_error(g_q, lr=1.0, constants=consts) * eta**2
-            conv_eq6, conv_eq6_printed = alpha * eq6, eq6
-        else:
-            conv_eq6 = conv_eq6_printed = jnp.full_like(lhs, jnp.inf)
-        rhs = grad_err + c13 + conv
-        tol = BOUND_TOLERANCE
-
-        inside_next = inside_so_far & (w_q1 >= lo) & (w_q1 <= hi)
-        moving = (u_q != 0) | (u_s != 0)
-        checked = inside_next & moving
-        outside = (~inside_next) & moving
-        hold = lhs <= rhs + tol
-        hold_printed = lhs <= grad_err + c13 + conv_printed + tol
-        hold_eq6 = lhs <= grad_err + c13 + conv_eq6 + tol
-        hold_eq6_printed = lhs <= grad_err + c13 + conv_eq6_printed + tol
-        finite_mean = lambda a: jnp.mean(jnp.where(jnp.isfinite(a), a, jnp.nan))  # noqa: E731
-
-        qq1, qs1 = q(w_q1), q(w_s1)
-        cross_q = qq1 != q(w_q)
-        cross_s = qs1 != q(w_s)
-        count = lambda m: jnp.sum(m, dtype=jnp.int32)  # noqa: E731
-        out = {
-            "E_mean": jnp.mean(E1),
-            "E_max": jnp.max(E1),
-            "agreement": jnp.mean((qq1 == qs1).astype(w_q.dtype)),
-            "grad_err": jnp.mean(grad_err),
-            "c13": jnp.mean(c13),
-            "conv": jnp.mean(conv),
-            "conv_printed": jnp.mean(conv_printed),
-            "conv_eq6": finite_mean(conv_eq6),
-            "conv_eq6_printed": finite_mean(conv_eq6_printed),
-            "step": jnp.mean(jnp.abs(u_q)),
-            "n_checked": count(checked),
-            "n_hold": count(checked & hold),
-            "n_hold_printed": count(checked & hold_printed),
-            "n_hold_eq6": count(checked & hold_eq6),
-            "n_hold_eq6_printed": count(checked & hold_eq6_printed),
-            "n_outside": count(outside),
-            "n_hold_outside": count(outside & hold),
-            "n_cross_q": count(cross_q),
-            "n_cross_s": count(cross_s),
-            "n_cross_same": count(cross_q & cross_s & (qq1 == qs1)),
-            "w_q": w_q1.reshape(-1)[idx],
-            "w_s": w_s1.reshape(-1)[idx],
-            "m_q": mirror(w_q1).reshape(-1)[idx],
-            "lhs": lhs.reshape(-1)[idx],
-            "rhs": rhs.reshape(-1)[idx],
-        }
-        same = cross_q & cross_s & (qq1 == qs1)
-        n_cross, n_same = n_cross + cross_q, n_same + same
-        first_q = jnp.where((first_q < 0) & cross_q, t + 1, first_q)
-        first_s = jnp.where((first_s < 0) & cross_s, t + 1, first_s)
-        counters = (n_cross, n_same, first_q, first_s, t + 1)
-        return ((w_q1, w_s1, st_q, st_s, st_raw, inside_next), counters), out
-
-    E_init = jnp.abs(mirror(w_q) - w_s)
-    init = {
-        "E_mean": jnp.mean(E_init),
-        "E_max": jnp.max(E_init),
-        "agreement": jnp.mean((q(w_q) == q(w_s)).astype(w_q.dtype)),
-        "w_q": w_q.reshape(-1)[idx],
-        "w_s": w_s.reshape(-1)[idx],
-        "m_q": mirror(w_q).reshape(-1)[idx],
-    }
-    final, records = jax.lax.scan(step, state, batches)
+    final, records = jax.lax.scan(scan_step, carry, batches)
     (w_q_end, w_s_end, *_), (n_cross, n_same, first_q, first_s, _) = final
-    records["final_E"] = jnp.abs(mirror(w_q_end) - w_s_end).reshape(-1)
+    records["final_E"] = jnp.abs(twins.mirror(w_q_end) - w_s_end).reshape(-1)
     records["w_q_start"] = w0.reshape(-1)
     records["w_q_end"] = w_q_end.reshape(-1)
     records["weight_crossings"] = n_cross.reshape(-1)
@@ -502,133 +514,3 @@ def run_pair(cfg: PairConfig, problem: Problem, traced: Sequence[int] | None = N
 
 
 # -------------------------------------------------------------------------------- summaries
-def _ratio(num: np.ndarray, den: np.ndarray) -> float:
-    total = int(np.sum(den))
-    return float(np.sum(num) / total) if total else float("nan")
-
-
-def summarize(trace: PairTrace, cfg: PairConfig, problem: Problem) -> PairSummary:
-    """Headline numbers: Ē (Section 6.2: mean E⁽ᵀ⁾ over weights / range length), agreement, and the
-    share of checked (weight, step) pairs where each form of the bound holds."""
-    q = make_quantizer(cfg.bits, problem.fan_in)
-    est = q_hat(cfg.sharpness, normalize=cfg.normalize)
-    consts = theory.lipschitz_constants(q, est)
-    lo, hi = q.representable_range
-    return PairSummary(
-        optimizer=cfg.optimizer,
-        eta=float(cfg.eta),
-        steps=int(cfg.steps),
-        alpha=ste_side(cfg, q)[1],
-        L_minus=float(consts.L_minus),
-        L_plus=float(consts.L_plus),
-        L_prime=float(consts.L_prime),
-        E_bar=float(np.mean(trace.final_E) / (hi - lo)),
-        agreement=float(trace.agreement[-1]),
-        checked=int(np.sum(trace.n_checked)),
-        holds=_ratio(trace.n_hold, trace.n_checked),
-        holds_printed=_ratio(trace.n_hold_printed, trace.n_checked),
-        holds_eq6=_ratio(trace.n_hold_eq6, trace.n_checked) if cfg.optimizer == "sgd" else float("nan"),
-        holds_eq6_printed=_ratio(trace.n_hold_eq6_printed, trace.n_checked) if cfg.optimizer == "sgd" else float("nan"),
-        outside=int(np.sum(trace.n_outside)),
-        holds_outside=_ratio(trace.n_hold_outside, trace.n_outside),
-        crossings=int(np.sum(trace.n_cross_q)),
-        crossings_same_step=int(np.sum(trace.n_cross_same)),
-        mean_grad_err=float(np.mean(trace.grad_err)),
-        mean_conv=float(np.mean(trace.c13 if cfg.optimizer == "adam" else trace.conv)),
-        mean_c13=float(np.mean(trace.c13)),
-        mean_step=float(np.mean(trace.step)),
-    )
-
-
-@dataclasses.dataclass(frozen=True)
-class Sweep:
-    """Ē and the mean per-step terms as functions of η (one :class:`PairSummary` per η)."""
-
-    etas: np.ndarray
-    summaries: tuple[PairSummary, ...]
-
-    def column(self, name: str) -> np.ndarray:
-        return np.array([getattr(s, name) for s in self.summaries], dtype=np.float64)
-
-
-def eta_sweep(cfg: PairConfig, etas: Sequence[float], problem: Problem) -> Sweep:
-    """Run :func:`run_pair` for each η with everything else fixed (one compilation serves all)."""
-    etas = np.asarray(sorted(float(e) for e in etas), dtype=np.float64)
-    if etas.size < 2 or np.any(etas <= 0):
-        raise ValueError(f"need at least two positive learning rates, got {etas.tolist()}")
-    summaries = tuple(
-        summarize(run_pair(dataclasses.replace(cfg, eta=float(eta)), problem), dataclasses.replace(cfg, eta=float(eta)), problem)
-        for eta in etas
-    )
-    return Sweep(etas=etas, summaries=summaries)
-
-
-def fit_loglog_slope(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
-    """Least-squares slope and intercept of log10 y against log10 x (points with y > 0 only).
-
-    >>> slope, _ = fit_loglog_slope([1e-3, 1e-2, 1e-1], [1e-6, 1e-4, 1e-2])
-    >>> round(slope, 6)
-    2.0
-    """
-    x = np.asarray(x, np.float64)
-    y = np.asarray(y, np.float64)
-    keep = np.isfinite(x) & np.isfinite(y) & (x > 0) & (y > 0)
-    if keep.sum() < 2:
-        raise ValueError("need at least two positive points to fit a log-log slope")
-    slope, intercept = np.polyfit(np.log10(x[keep]), np.log10(y[keep]), 1)
-    return float(slope), float(intercept)
-
-
-def boundary_crossings(weights: np.ndarray, quantizer: UniformQuantizer) -> np.ndarray:
-    """Steps t at which Q(w⁽ᵗ⁺¹⁾) ≠ Q(w⁽ᵗ⁾) for a 1-D weight trajectory ``weights`` (length T+1).
-
-    >>> q = UniformQuantizer.from_bits(2, 1.5)   # boundaries at -1, 0, 1
-    >>> boundary_crossings(np.array([0.2, 0.1, -0.1, -0.2, -1.2]), q).tolist()
-    [1, 3]
-    """
-    w = np.asarray(weights, np.float64)
-    levels = np.asarray(quantizer(jnp.asarray(w)))
-    return np.nonzero(levels[1:] != levels[:-1])[0]
-
-
-def mirror_candidate(trace: PairTrace) -> int:
-    """Flat index of the weight that best shows the mirror: among weights whose Q̂-net copy changed
-    bins and whose STE-net copy made every one of those changes at the same step, the one that
-    travelled farthest (|w_Q̂⁽ᵀ⁾ − w_Q̂⁽⁰⁾|); if no weight changed bins, the farthest traveller.
-
-    The choice looks only at Q̂-net's travel and at crossings, both recorded for every weight, so
-    it is not a search for the weight that happens to fit the story best in E.
-    """
-    travel = np.abs(np.asarray(trace.w_q_end) - np.asarray(trace.w_q_start))
-    crossed = np.asarray(trace.weight_crossings)
-    synced = (crossed >= 1) & (np.asarray(trace.weight_crossings_same) == crossed)
-    pool = np.nonzero(synced)[0] if synced.any() else np.arange(travel.size)
-    return int(pool[np.argmax(travel[pool])])
-
-
-class CrossingLags(NamedTuple):
-    """How far apart in steps the two twins first changed bins (Section 4: "at the same time")."""
-
-    lags: np.ndarray  # first_crossing_s − first_crossing_q, for weights where both changed bins
-    only_q: int  # weights whose Q̂-net copy changed bins but whose STE-net twin did not (yet)
-    only_s: int  # the reverse
-
-
-def crossing_lags(trace: PairTrace) -> CrossingLags:
-    """Lag, in steps, between the first bin change of each Q̂-net weight and of its STE-net twin.
-
-    >>> import numpy as np
-    >>> fake = PairTrace(*([np.zeros(1)] * len(PairTrace._fields)))._replace(
-    ...     first_crossing_q=np.array([3, 5, -1, 7]), first_crossing_s=np.array([3, 6, 4, -1]))
-    >>> out = crossing_lags(fake)
-    >>> out.lags.tolist(), out.only_q, out.only_s
-    ([0, 1], 1, 1)
-    """
-    first_q = np.asarray(trace.first_crossing_q)
-    first_s = np.asarray(trace.first_crossing_s)
-    both = (first_q >= 0) & (first_s >= 0)
-    return CrossingLags(
-        lags=(first_s - first_q)[both],
-        only_q=int(np.sum((first_q >= 0) & (first_s < 0))),
-        only_s=int(np.sum((first_q < 0) & (first_s >= 0))),
-    )
