@@ -80,7 +80,6 @@ def page() -> seeds.Page:
     from qatlib.report.paper import paper_tables
 
     paper = paper_tables()
-    missing = seeds.MISSING
     headline_records = seeds.stored(mnist_report.ARTEFACTS["headline"])
     values: dict[str, str] = {
         **convexity_check(),
@@ -88,46 +87,63 @@ def page() -> seeds.Page:
         "accuracy_tolerance": f"{100 * claims.ACCURACY_TOLERANCE:g}",
         "confidence": f"{100 * claims.CONFIDENCE:g}%",
     }
-    tables: dict[str, Any] = {}
-    if headline_records:
-        n_seeds = len({r["seed"] for r in headline_records})
-        values["headline_seeds"] = str(n_seeds)
-        decided = {(d.optimizer, d.claim): d for d in claims.decide_all(headline_records)}
-        for (optimizer, claim), decision in decided.items():
-            key = f"{claim.lower()}_{optimizer}"
-            values[f"head_{key}"] = headline(decision) if (optimizer, claim) in HEADLINES else decision.verdict
-            values[f"claim_{key}"] = seeds.claim_phrase(decision)
-        for optimizer in ("sgd", "adam"):
-            chosen = claims.select(headline_records, optimizer)
-            values[f"lr_change_{optimizer}"] = seeds.lr_change_text(seeds.lr_change_interval(chosen))
-        tables["tab-glance"] = markup.table(
-            seeds.glance_frame(headline_records, paper),
-            f"The paper's claims on its own MNIST schedule (1,000 steps of batch 600, {n_seeds} seeds): the paper's "
-            f"ratio as printed, ours as the geometric mean over seeds with its {values['confidence']} interval, the "
-            "learning-rate change whose Q̂-net pair drifts as far as the baseline pair, and the verdict.",
-            "tab-glance",
-        )
-    else:
+    glance = _headline(headline_records, paper, values)
+    paper_verdicts = claims.claims(seeds.paper_metrics(paper))
+    values["paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
+    setups = _setups(headline_records, paper_verdicts["sgd"]["A_ratio"], values)
+    table = markup.table(
+        seeds.setups_frame(setups),
+        "The claims on every committed setup: the ratio over seeds (geometric mean and 95% interval) and the "
+        "verdict. The ResNet50 stand-in counts for or against a claim only where its interval decides it.",
+        "tab-setups",
+    )
+    return seeds.Page(values, {"tab-glance": glance, "tab-setups": table}, {})
+
+
+def _headline(records: list[dict[str, Any]] | None, paper: Any, values: dict[str, str]) -> Any:
+    """The headline artefact's phrases into ``values`` (each claim's verdict and interval, the
+    equivalent learning-rate change) and the at-a-glance table."""
+    missing = seeds.MISSING
+    if not records:
         values["headline_seeds"] = missing
         for key in ("a_sgd", "a_adam", "b_sgd", "accuracy_sgd", "accuracy_adam"):
             values[f"head_{key}"] = values[f"claim_{key}"] = missing
         values["lr_change_sgd"] = values["lr_change_adam"] = missing
-        tables["tab-glance"] = markup.table(
+        return markup.table(
             tables_lib.note_frame("Not in this checkout."), "The committed artefact of the paper_seeds preset is not in this checkout.", "tab-glance")
-    paper_verdicts = claims.claims(seeds.paper_metrics(paper))
-    values["paper_a_sgd"] = f"{paper_verdicts['sgd']['A_ratio']:.2f}"
+    n_seeds = len({r["seed"] for r in records})
+    values["headline_seeds"] = str(n_seeds)
+    decided = {(d.optimizer, d.claim): d for d in claims.decide_all(records)}
+    for (optimizer, claim), decision in decided.items():
+        key = f"{claim.lower()}_{optimizer}"
+        values[f"head_{key}"] = headline(decision) if (optimizer, claim) in HEADLINES else decision.verdict
+        values[f"claim_{key}"] = seeds.claim_phrase(decision)
+    for optimizer in ("sgd", "adam"):
+        values[f"lr_change_{optimizer}"] = seeds.lr_change_text(seeds.lr_change_interval(claims.select(records, optimizer)))
+    return markup.table(
+        seeds.glance_frame(records, paper),
+        f"The paper's claims on its own MNIST schedule (1,000 steps of batch 600, {n_seeds} seeds): the paper's "
+        f"ratio as printed, ours as the geometric mean over seeds with its {values['confidence']} interval, the "
+        "learning-rate change whose Q̂-net pair drifts as far as the baseline pair, and the verdict.",
+        "tab-glance",
+    )
 
+
+def _setups(headline_records: list[dict[str, Any]] | None, printed: float, values: dict[str, str]) -> dict[str, Any]:
+    """The other committed setups' phrases into ``values`` (the control without momentum, the
+    run-length finding against the paper's ``printed`` ratio, the ResNet50 stand-in) and every
+    setup's records by the name the setups table gives it."""
     nomom = seeds.stored(mnist_report.ARTEFACTS["no_momentum"])
     values["nomom_a_sgd"] = seeds.claim_phrase(claims.decide(nomom, "sgd", "A")) if nomom else seeds.MISSING_CLAIM
     lengths = mnist_report.length_setups({role: seeds.stored(mnist_report.ARTEFACTS[role]) for role in mnist_report.LENGTH_SETUPS})
-    finding = mnist_report.paper_finding(lengths, paper_verdicts["sgd"]["A_ratio"], article="the ") if lengths else {"contains": missing, "holds": missing}
+    missing = {"contains": seeds.MISSING, "holds": seeds.MISSING}
+    finding = mnist_report.paper_finding(lengths, printed, article="the ") if lengths else missing
     values["length_contains"], values["length_holds"] = finding["contains"], finding["holds"]
     resnet = seeds.stored("default_seeds", chapter="resnet50")
-    values["resnet_a_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "A")) if resnet else seeds.MISSING_CLAIM
-    values["resnet_b_sgd"] = seeds.claim_phrase(claims.decide(resnet, "sgd", "B")) if resnet else seeds.MISSING_CLAIM
-    values["resnet_a_adam"] = seeds.claim_phrase(claims.decide(resnet, "adam", "A")) if resnet else seeds.MISSING_CLAIM
-
-    setups = {
+    for optimizer, claim in (("sgd", "A"), ("sgd", "B"), ("adam", "A")):
+        key = f"resnet_{claim.lower()}_{optimizer}"
+        values[key] = seeds.claim_phrase(claims.decide(resnet, optimizer, claim)) if resnet else seeds.MISSING_CLAIM
+    return {
         "MNIST, the authors' schedule (paper_seeds)": headline_records,
         "MNIST, the same without momentum (paper_no_momentum)": nomom,
         "MNIST, 400 steps of batch 128 (default_seeds)": seeds.stored(mnist_report.ARTEFACTS["default"]),
@@ -135,10 +151,3 @@ def page() -> seeds.Page:
             r for r in (lengths.get("authors") or []) if r["spec"]["steps"] == 1000] or None,
         "ResNet50 on MNIST at 32×32, 160 steps (default_seeds)": resnet,
     }
-    tables["tab-setups"] = markup.table(
-        seeds.setups_frame(setups),
-        "The claims on every committed setup: the ratio over seeds (geometric mean and 95% interval) and the "
-        "verdict. The ResNet50 stand-in counts for or against a claim only where its interval decides it.",
-        "tab-setups",
-    )
-    return seeds.Page(values, tables, {})
