@@ -33,6 +33,17 @@ def length_setups(stores: dict[str, list[dict[str, Any]] | None]) -> dict[str, l
 def _label(role: str, article: str = "") -> str:
     return article + LENGTH_SETUPS.get(role, role)
 
+
+def _by_length(records: list[dict[str, Any]], optimizer: str) -> dict[int, claims.Interval]:
+    """Claim A's interval over seeds at each run length of ``records`` (lengths without one left out)."""
+    out = {}
+    for steps in sorted({r["spec"]["steps"] for r in records}):
+        value = claims.decide(records, optimizer, "A", steps).value
+        if value is not None:
+            out[steps] = value
+    return out
+
+
 def lengths_frame(setups: dict[str, list[dict[str, Any]]]) -> Any:
     """Claim A against run length: per setup (by role, :data:`LENGTH_SETUPS`) and length, the ratio over seeds for SGD and Adam
     (Ē over all quantized kernels) and SGD's ratio of the authors' path-normalised measure."""
@@ -73,13 +84,8 @@ CHECKED_AGAINST = {"quick": "quick_seeds", "default": "default_seeds", "paper": 
 
 def length_series(setups: dict[str, list[dict[str, Any]]], optimizer: str) -> dict[str, dict[int, claims.Interval]]:
     """Claim A's interval at each run length of each setup (by role), for the figure (by label)."""
-    out: dict[str, dict[int, claims.Interval]] = {}
-    for role, records in setups.items():
-        for steps in sorted({r["spec"]["steps"] for r in records}):
-            value = claims.decide(records, optimizer, "A", steps).value
-            if value is not None:
-                out.setdefault(_label(role), {})[steps] = value
-    return out
+    series = {_label(role): _by_length(records, optimizer) for role, records in setups.items()}
+    return {label: by_steps for label, by_steps in series.items() if by_steps}
 
 
 def _settings(names: list[tuple[str, int]], article: str) -> str:
@@ -97,9 +103,8 @@ def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float, artic
     :data:`MISSING` where nothing has 2 seeds."""
     containing, holding, total = [], [], 0
     for role, records in setups.items():
-        for steps in sorted({r["spec"]["steps"] for r in records}):
-            value = claims.decide(records, "sgd", "A", steps).value
-            if value is None or value.n < 2:
+        for steps, value in _by_length(records, "sgd").items():
+            if value.n < 2:
                 continue
             total += 1
             if value.contains(printed):
@@ -119,7 +124,7 @@ def length_trend(setups: dict[str, list[dict[str, Any]]], optimizer: str = "sgd"
     "falls from 5.40 at 100 steps to 3.35 at 1,000"), and whether the setups' intervals at their
     longest common length (``"longest"``) overlap (``"overlap"``), so that the setup alone cannot
     explain a difference there."""
-    series = {role: length_series({role: records}, optimizer).get(_label(role), {}) for role, records in setups.items()}
+    series = {role: _by_length(records, optimizer) for role, records in setups.items()}
     series = {role: by_steps for role, by_steps in series.items() if by_steps}
     out = {"overlap": MISSING, "longest": MISSING}
     for role, by_steps in series.items():
