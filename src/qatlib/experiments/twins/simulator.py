@@ -361,11 +361,11 @@ class _Twins:
         moving = (u_q != 0) | (u_s != 0)
         qq1, qs1 = self.q(w_q1), self.q(w_s1)
         cross_q, cross_s = qq1 != self.q(w_q), qs1 != self.q(w_s)
-        out = _step_records(lhs, terms, inside_next & moving, (~inside_next) & moving, E1, qq1, qs1, cross_q, cross_s)
+        same = cross_q & cross_s & (qq1 == qs1)
+        out = _step_records(lhs, terms, inside_next & moving, (~inside_next) & moving, E1, cross_q, cross_s, same)
         out.update({"agreement": jnp.mean((qq1 == qs1).astype(w_q.dtype)), "step": jnp.mean(jnp.abs(u_q)),
                     "w_q": w_q1.reshape(-1)[self.idx], "w_s": w_s1.reshape(-1)[self.idx],
                     "m_q": self.mirror(w_q1).reshape(-1)[self.idx]})
-        same = cross_q & cross_s & (qq1 == qs1)
         n_cross, n_same = n_cross + cross_q, n_same + same
         first_q = jnp.where((first_q < 0) & cross_q, t + 1, first_q)
         first_s = jnp.where((first_s < 0) & cross_s, t + 1, first_s)
@@ -374,7 +374,7 @@ class _Twins:
 
 
 def _step_records(lhs: jax.Array, terms: dict[str, jax.Array], checked: jax.Array, outside: jax.Array, E1: jax.Array,
-                  qq1: jax.Array, qs1: jax.Array, cross_q: jax.Array, cross_s: jax.Array) -> dict[str, jax.Array]:
+                  cross_q: jax.Array, cross_s: jax.Array, same: jax.Array) -> dict[str, jax.Array]:
     """One step's summary: Ē's mean and max, the bound terms' means, how many (weight, step) pairs
     were checked and where each form of the bound held, and the threshold crossings; ``lhs`` and
     ``rhs`` keep every weight (the caller keeps the traced ones)."""
@@ -405,7 +405,7 @@ def _step_records(lhs: jax.Array, terms: dict[str, jax.Array], checked: jax.Arra
         "n_hold_outside": count(outside & hold),
         "n_cross_q": count(cross_q),
         "n_cross_s": count(cross_s),
-        "n_cross_same": count(cross_q & cross_s & (qq1 == qs1)),
+        "n_cross_same": count(same),
         "lhs": lhs,
         "rhs": rhs,
     }
