@@ -233,9 +233,7 @@ def run_optimizer(
 def _shared_period(q_net: lockstep.Net, variables: PyTree, batch_fn: Callable[[int], Any], shared: int,
                    phases: _Phases) -> tuple[lockstep.TrainState, jax.Array]:
     """Phase 1: Q-hat-net alone for the ``shared`` steps; its state after them and its loss per step."""
-    state = lockstep.init_state(q_net, variables["params"], variables.get("batch_stats"))
-    if phases.data_parallel is not None:
-        state = phases.data_parallel.replicate(state)
+    state = lockstep.init_state(q_net, variables["params"], variables.get("batch_stats"))  # phases.run places it
     step_one = lockstep.make_lockstep_step([q_net])
 
     def shared_step(carry: dict[str, Any], step: int) -> dict[str, Any]:
