@@ -291,11 +291,11 @@ def paper_run(folder: str, preset: str, workers: int) -> dict[str, float]:
     }
 
 
-def paper_flops(preset: str) -> float:
-    """Training FLOPs of a paper preset run: its nets x steps x :func:`flops_per_step` (evaluation
-    and logging are not counted, so their time counts against the sustained rate)."""
+def paper_flops(preset: str, nets: int) -> float:
+    """Training FLOPs of a paper preset run of ``nets`` nets (:func:`seven_nets`): nets x steps x
+    :func:`flops_per_step` (evaluation and logging are not counted, so their time counts against
+    the sustained rate)."""
     config = mnist.PRESETS[preset]
-    nets = 4 + 3  # SGD: Q-hat-net, STE-net, lr-tweak, unadjusted; Adam: Q-hat-net, STE-net, lr-tweak
     return nets * config.steps * flops_per_step(config.batch_size)
 
 
@@ -417,7 +417,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_paper:
         with tempfile.TemporaryDirectory() as tmp:
             runs = [paper_run(args.paper_results or tmp, settings["paper"], workers) for workers in args.paper_workers]
-        flops = paper_flops(settings["paper"])
+        flops = paper_flops(settings["paper"], lock["nets"])
         report["paper_preset"] = [{**run, "gflops_sustained": flops / run["wall_seconds"] / 1e9,
                                    "share_of_matmul_peak": flops / run["wall_seconds"] / 1e9 / peak} for run in runs]
     report.update({

@@ -61,14 +61,14 @@ def traced_ops(step, args, steps: int, groups: dict[str, tuple[str, str, str]]) 
     import jax
 
     jax.block_until_ready(step(*args))
-    folder = tempfile.mkdtemp()
-    with jax.profiler.trace(folder):
-        start = time.perf_counter()
-        for _ in range(steps):
-            out = step(*args)
-        jax.block_until_ready(out)
-        wall = time.perf_counter() - start
-    trace = jax.profiler.ProfileData.from_file(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True)[0])
+    with tempfile.TemporaryDirectory() as folder:
+        with jax.profiler.trace(folder):
+            start = time.perf_counter()
+            for _ in range(steps):
+                out = step(*args)
+            jax.block_until_ready(out)
+            wall = time.perf_counter() - start
+        trace = jax.profiler.ProfileData.from_file(glob.glob(f"{folder}/**/*.xplane.pb", recursive=True)[0])
     seconds: collections.Counter = collections.Counter()
     for plane in trace.planes:
         for line in plane.lines:
