@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import jax
 import jax.numpy as jnp
@@ -10,10 +11,11 @@ import numpy as np
 import pytest
 
 import qatlib
-from qatlib import data, estimators, metrics, models
+from qatlib import data, estimators, files, metrics, models
 from qatlib.experiments import comparison, mnist
 from qatlib.experiments import config as config_lib
 from qatlib.experiments.mnist import PRESETS, MNISTConfig
+from qatlib.experiments.records import NetId, RunRecord
 from qatlib.report import artefacts, claims, measure, tables
 from qatlib.report.paper import paper_tables
 
@@ -93,27 +95,27 @@ def test_run_mnist_writes_one_record_per_optimizer(small_data):
         extra_lr_tweaks=(1.1,), rounding_twin=True,
     )
     run = mnist.run_mnist(config, small_data)
-    by_optimizer = {record["spec"]["optimizer"]: record for record in run.records}
+    by_optimizer = {record.optimizer: record for record in run.records}
     assert list(by_optimizer) == ["sgd", "adam"]
     for optimizer, names in comparison.EXPERIMENTS.items():
         record = by_optimizer[optimizer]
-        assert record["seed"] == 0 and record["spec"]["steps"] == 4 and record["spec"]["lr"] == config.learning_rate(optimizer)
-        assert list(record["pairs"]) == [*names, "lr_tweak_10pct", "rounding"]
-        for name in record["pairs"]:
-            entry = record["pairs"][name]
-            assert set(entry) >= {
-                "E_bar", "E_bar_conv", "agreement", "agreement_conv", "authors_measure", "prediction_agreement",
-                "mirror_room", "E_t", "trained",
-            }
-            assert 0.0 <= entry["E_bar"] < 0.05 and 0.0 <= entry["E_bar_conv"] < 0.05
-            assert entry["path_length_conv"] > 0 and entry["authors_measure"] >= 0
-            assert 0.9 <= entry["agreement"] <= 1.0
-            assert entry["E_t"]["E_bar"][0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
+        assert record.seed == 0 and record.steps == 4 and record.spec["lr"] == config.learning_rate(optimizer)
+        assert list(record.pairs) == [*names, "lr_tweak_10pct", "rounding"]
+        for name, entry in record.pairs.items():
+            assert None not in (entry.E_bar, entry.E_bar_conv, entry.agreement, entry.agreement_conv, entry.authors_measure,
+                                entry.prediction_agreement, entry.mirror_room, entry.E_t, entry.trained)
+            assert 0.0 <= entry.E_bar < 0.05 and 0.0 <= entry.E_bar_conv < 0.05
+            assert entry.path_length_conv > 0 and entry.authors_measure >= 0
+            assert 0.9 <= entry.agreement <= 1.0
+            assert entry.E_t.E_bar[0] == pytest.approx(0.0, abs=1e-6)  # E^(0) = 0
+            assert entry.nets[0] == NetId(optimizer, "q_net")
+        assert [net.role for net in record.pairs["rounding"].nets] == ["q_net", "q_net_rounding"]
         for role in ("q_net", "ste_net", "q_net_lr_tweak", "q_net_rounding"):
-            assert set(record["nets"][role]) == {"train_acc", "train_loss", "val_acc", "val_loss", "finite", "final_train_loss", "trained"}
-        assert record["log_steps"] == [0, 2, 4]
+            assert set(record.nets[role].to_json()) == {"train_acc", "train_loss", "val_acc", "val_loss", "finite", "final_train_loss", "trained"}
+        assert record.log_steps == [0, 2, 4]
+        assert RunRecord.from_json(json.loads(json.dumps(files.to_jsonable(record.to_json())))) == record  # JSON round trip
     assert run.levels["sgd/q_net"].shape == (5, 64)
-    out = by_optimizer["sgd"]["pairs"]
+    out = {name: pair.to_json() for name, pair in by_optimizer["sgd"].pairs.items()}
     # E_bar with M: recomputed from the returned params.
     direct = metrics.E_bar(run.params["sgd/q_net"], run.params["sgd/ste_net"], run.quantizers, Q_HAT)
     assert out["baseline"]["E_bar"] == pytest.approx(direct)
@@ -135,7 +137,7 @@ def test_run_mnist_writes_one_record_per_optimizer(small_data):
     assert set(payload["provenance"]) >= {"data", "steps", "seconds", "device", "versions", "config", "workers"}
     assert payload["provenance"]["device"]["isa"] in ("AVX-512", "AVX2", "AVX", "SSE4.2", "unknown")
     assert payload["provenance"]["data"]["source"] == "idx"
-    decisions = {(d.optimizer, d.claim): d for d in claims.decide_all(payload["runs"])}
+    decisions = {(d.optimizer, d.claim): d for d in claims.decide_all(artefacts.run_records(payload))}
     assert set(decisions) == {("sgd", "A"), ("adam", "A"), ("sgd", "B"), ("sgd", "accuracy"), ("adam", "accuracy")}
     # 4 steps on 256 images: the nets are still near chance, so no verdict is given
     assert decisions["sgd", "A"].verdict == "not trained" and decisions["sgd", "A"].untrained_seeds == (0,)
@@ -154,15 +156,15 @@ def test_units_match_the_joint_run_bit_for_bit(small_data, tmp_path):
     joint = mnist.run_mnist(config.replace(seeds=(1,), workers=1))
     volatile = artefacts.RUN_DEPENDENT_KEYS
     for record in joint.records:
-        unit = next(r for r in records if r["seed"] == 1 and r["spec"]["optimizer"] == record["spec"]["optimizer"])
-        fresh = artefacts.read_json(artefacts.write_json(tmp_path / "joint.json", record))
+        unit = next(r for r in records if r.seed == 1 and r.optimizer == record.optimizer)
+        fresh = artefacts.read_json(artefacts.write_json(tmp_path / "joint.json", record.to_json()))
         differing, compared = artefacts.differing_values(
-            {k: v for k, v in fresh.items() if k not in volatile}, {k: v for k, v in unit.items() if k not in volatile}
+            {k: v for k, v in fresh.items() if k not in volatile}, {k: v for k, v in unit.to_json().items() if k not in volatile}
         )
         assert compared > 100 and differing == []
     # a second call reads the cache: nothing is trained again
     again = mnist.run_seeds(config.replace(workers=1), cache_dir=tmp_path)
-    assert [r["train_seconds"] for r in again] == [r["train_seconds"] for r in records]
+    assert [r.train_seconds for r in again] == [r.train_seconds for r in records]
 
 
 def test_a_net_that_does_not_train_is_flagged(small_data):
@@ -171,8 +173,8 @@ def test_a_net_that_does_not_train_is_flagged(small_data):
     with pytest.warns(RuntimeWarning, match="did not train"):
         run = mnist.run_mnist(config, small_data)
     record = run.records[0]
-    assert not record["nets"]["q_net"]["trained"]
-    assert not record["pairs"]["baseline"]["trained"]
+    assert not record.nets["q_net"].trained
+    assert not record.pairs["baseline"].trained
     decision = claims.decide(run.records, "sgd", "A")
     assert decision.verdict == "not trained" and decision.untrained_seeds == (0,)
 
@@ -322,13 +324,13 @@ def test_a_killed_run_resumes_and_ends_bit_identical(tmp_path):
     assert steps_on_disk and max(steps_on_disk) < 12
 
     resumed = mnist.run_mnist(config, checkpoint_dir=directory)
-    assert resumed.records[0]["resumed_from_step"] == max(steps_on_disk)
+    assert resumed.records[0].resumed_from_step == max(steps_on_disk)
     for name in straight.params:
         for a, b in zip(jax.tree.leaves(straight.params[name]), jax.tree.leaves(resumed.params[name]), strict=True):
             np.testing.assert_array_equal(a, b)
     volatile = artefacts.RUN_DEPENDENT_KEYS
     for one, other in zip(straight.records, resumed.records, strict=True):
-        assert {k: v for k, v in one.items() if k not in volatile} == {k: v for k, v in other.items() if k not in volatile}
+        assert {k: v for k, v in one.to_json().items() if k not in volatile} == {k: v for k, v in other.to_json().items() if k not in volatile}
     np.testing.assert_array_equal(straight.levels["sgd/q_net"], resumed.levels["sgd/q_net"])
 
 

@@ -3,25 +3,27 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from qatlib.report import claims, intro
+from qatlib.experiments.records import NetRecord, RunRecord
+from qatlib.report import artefacts, claims, intro
 from qatlib.report import seeds as report
 from qatlib.report.paper import paper_tables
 
 
 def record(seed, base, tweak=0.01, unadjusted=0.05, q_acc=0.97, ste_acc=0.97, optimizer="sgd", steps=1000, **pairs):
-    """A record as the seeded presets write it (only what the claims read)."""
+    """A record as the seeded presets write it (only what the claims read), read back from its JSON."""
     entries = {"baseline": {"E_bar": base}, "lr_tweak": {"E_bar": tweak}}
     if optimizer == "sgd" and unadjusted is not None:
         entries["unadjusted"] = {"E_bar": unadjusted}
     entries.update({name: {"E_bar": value} for name, value in pairs.items()})
     nets = {"q_net": {"val_acc": q_acc, "trained": True}, "ste_net": {"val_acc": ste_acc, "trained": True}}
-    return {"seed": seed, "spec": {"optimizer": optimizer, "steps": steps}, "pairs": entries, "nets": nets}
+    return RunRecord.from_json({"seed": seed, "spec": {"optimizer": optimizer, "steps": steps}, "pairs": entries, "nets": nets})
 
 
 def test_ratio_interval_is_a_t_interval_on_the_log_ratios():
@@ -64,7 +66,7 @@ def test_claim_b_and_accuracy_verdicts():
 def test_one_seed_is_undecided_and_an_untrained_net_gives_no_verdict():
     assert claims.decide([record(0, 0.01)], "sgd", "A").verdict == "undecided"
     records = [record(seed, 0.01) for seed in range(3)]
-    records[2]["nets"]["ste_net"] = {"val_acc": 0.103, "finite": True}  # at chance: did not train
+    records[2].nets["ste_net"] = NetRecord(val_acc=0.103, finite=True)  # at chance: did not train
     decision = claims.decide(records, "sgd", "A")
     assert decision.verdict == "not trained" and decision.untrained_seeds == (2,)
     assert report.claim_phrase(decision) == "has no verdict: a net did not train (seed 2)"
@@ -74,21 +76,22 @@ def test_equivalent_lr_change_inverts_the_fitted_power_law():
     # Ē(x) = 0.05 x^0.5 exactly: the baseline's Ē = 0.005 is a 1% change, 0.0158 a 10% one
     tweaks = {name: 0.05 * x**0.5 for name, x in claims.YARDSTICK_TWEAKS.items()}
     for target, expected in ((0.005, 0.01), (0.05 * 0.1**0.5, 0.1), (0.05 * 0.5**0.5, 0.5)):
-        rec = {"pairs": {"baseline": {"E_bar": target}, **{k: {"E_bar": v} for k, v in tweaks.items()}}}
+        rec = record(0, target, **{k: v for k, v in tweaks.items() if k != "lr_tweak"}, tweak=tweaks["lr_tweak"])
         assert claims.equivalent_lr_change(rec) == pytest.approx(expected)
-    assert claims.equivalent_lr_change({"pairs": {"baseline": {"E_bar": 0.01}, "lr_tweak": {"E_bar": 0.01}}}) is None
+    assert claims.equivalent_lr_change(record(0, 0.01, tweak=0.01)) is None
 
 
-def test_records_of_reads_both_artefact_shapes():
-    seeded = {"runs": [record(0, 0.01), record(1, 0.02)]}
-    assert claims.records_of(seeded) == seeded["runs"]
+def test_run_records_reads_both_artefact_shapes():
+    records = [record(0, 0.01), record(1, 0.02)]
+    seeded = {"runs": [r.to_json() for r in records]}
+    assert artefacts.run_records(seeded) == records
     single = {
         "sgd": {"baseline": {"E_bar": 0.01}, "lr_tweak": {"E_bar": 0.02}},
         "accuracy": {"sgd": {"q_net": {"val_acc": 0.9}, "ste_net": {"val_acc": 0.9}}},
         "provenance": {"steps": 400, "config": {"init_seed": 3}},
     }
-    (one,) = claims.records_of(single)
-    assert one["seed"] == 3 and one["spec"] == {"optimizer": "sgd", "steps": 400}
+    (one,) = artefacts.run_records(single)
+    assert one.seed == 3 and one.spec == {"optimizer": "sgd", "steps": 400}
     assert claims.decide([one], "sgd", "A").value.mean == pytest.approx(0.5)
 
 
@@ -109,8 +112,8 @@ def test_yardstick_frame_names_sgd_by_its_momentum():
     tweaks = {"lr_tweak_0.1pct": 0.003, "lr_tweak_10pct": 0.03, "rounding": 0.0001}
     with_momentum = [record(s, b, **tweaks) for s, b in enumerate((0.030, 0.031, 0.032))]
     for r in with_momentum:
-        r["spec"]["sgd_momentum"] = 0.9
-    plain = [{**r, "spec": {**r["spec"], "sgd_momentum": 0.0}} for r in with_momentum]
+        r.spec["sgd_momentum"] = 0.9
+    plain = [dataclasses.replace(r, spec={**r.spec, "sgd_momentum": 0.0}) for r in with_momentum]
     assert list(report.yardstick_frame(with_momentum).index) == ["SGD + momentum"]
     frame = report.yardstick_frame(plain)
     assert list(frame.index) == ["SGD"]
@@ -150,7 +153,7 @@ def test_intro_page_reads_the_committed_artefacts(tmp_path, monkeypatch):
     tweaks = {"lr_tweak_0.1pct": 0.003, "lr_tweak_10pct": 0.03}
     runs = [record(s, b, **tweaks) for s, b in enumerate((0.030, 0.031, 0.032))]
     runs += [record(s, b, optimizer="adam", **tweaks) for s, b in enumerate((0.010, 0.011, 0.009))]
-    files.write_json(tmp_path / "mnist" / "paper_seeds" / "metrics.json", {"runs": runs})
+    files.write_json(tmp_path / "mnist" / "paper_seeds" / "metrics.json", {"runs": [r.to_json() for r in runs]})
     page = intro.page()
     assert page.values["head_a_sgd"] == intro.HEADLINES["sgd", "A"]["fails"]
     assert page.values["head_a_adam"] == intro.HEADLINES["adam", "A"]["holds"]

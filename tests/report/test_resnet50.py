@@ -4,7 +4,7 @@ checkout's ``results/`` decides nothing here)."""
 
 from __future__ import annotations
 
-import copy
+import dataclasses
 import json
 import re
 from pathlib import Path
@@ -14,7 +14,7 @@ import pytest
 
 from qatlib import files
 from qatlib.experiments.resnet50 import PRESETS
-from qatlib.report import artefacts, claims, seeds
+from qatlib.report import artefacts, seeds
 from qatlib.report import resnet50 as report
 from qatlib.report.paper import paper_tables
 
@@ -45,11 +45,9 @@ def seeded(run: dict, scales=(1.0, 1.1, 0.9)) -> dict:
     """A seeded artefact whose seed 0 is ``run`` and whose other seeds scale every Ē of it."""
     runs = []
     for seed, scale in enumerate(scales):
-        for record in copy.deepcopy(claims.records_of(run)):
-            record["seed"] = seed
-            for pair in record["pairs"].values():
-                pair["E_bar"] *= scale
-            runs.append(record)
+        for record in artefacts.run_records(run):
+            pairs = {name: dataclasses.replace(pair, E_bar=pair.E_bar * scale) for name, pair in record.pairs.items()}
+            runs.append(dataclasses.replace(record, seed=seed, pairs=pairs).to_json())
     return {"runs": runs}
 
 

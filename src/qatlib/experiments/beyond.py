@@ -52,6 +52,7 @@ import qatlib
 from qatlib import data, estimators, metrics, models
 from qatlib.experiments.comparison import EVAL_MICROBATCH, Pair, comparison, pair_metrics, q_hat, ste_partner
 from qatlib.experiments.config import Config, check_microbatch
+from qatlib.experiments.records import NetId
 from qatlib import files
 from qatlib.training import lockstep, optimizers
 from qatlib.training.recipe import ste_recipe
@@ -287,7 +288,7 @@ def _diagnostic_net(label: str, model: Any, spec: Spec, quantizers: PyTree, esti
         optimizers.scale_by_derivative(quantizers, estimator),
         optax.scale_by_learning_rate(schedule),
     )
-    return lockstep.Net(f"{label}/diagnostic", model.clone(estimator=ste_partner(estimator, quantizers)), transform)
+    return lockstep.Net(NetId(label, "diagnostic").name, model.clone(estimator=ste_partner(estimator, quantizers)), transform)
 
 
 def _layer_alphas(quantizers: PyTree, estimator: Any) -> list[float]:
@@ -311,15 +312,16 @@ def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Es
             raise ValueError("the momentum-lag diagnostic is defined for SGD with heavy-ball momentum")
         nets.append(_diagnostic_net(label, model, spec, quantizers, estimator, steps))
         states.append(lockstep.init_state(nets[-1], params0))
-        pairs.append(Pair(label, "diagnostic", nets[-1].name, f"{label}/ste_net", mapped=True))
+        pairs.append(Pair(label, "diagnostic", NetId(label, "diagnostic"), NetId(label, "ste_net"), mapped=True))
     if spec.slope_alpha:
         if optimizers.family(spec.optimizer) != "sgd":
             raise ValueError("α on the slope is an SGD-family recipe")
         recipe = ste_recipe(params0, quantizers, estimator, spec.optimizer, alpha_on="slope")
-        net = lockstep.Net(f"{label}/ste_net_slope", model.clone(estimator=recipe.estimator), make(spec.optimizer, spec.lr, steps))
+        slope = NetId(label, "ste_net_slope")
+        net = lockstep.Net(slope.name, model.clone(estimator=recipe.estimator), make(spec.optimizer, spec.lr, steps))
         nets.append(net)
         states.append(lockstep.init_state(net, recipe.params))  # M(w0)
-        pairs.append(Pair(label, "slope_alpha", f"{label}/q_net", net.name, mapped=True))
+        pairs.append(Pair(label, "slope_alpha", NetId(label, "q_net"), slope, mapped=True))
     return model, quantizers, estimator, nets, states, pairs
 
 
@@ -327,7 +329,7 @@ def _pair_values(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, esti
     """The MNIST chapter's pair metrics, plus Ē in units of the range in STE-net's coordinates."""
     mapping = estimator if pair.mapped else None
     mapped_scale = metrics.E_bar(params[pair.net_a], params[pair.net_b], quantizers, mapping, scale="mapped")
-    return {**pair_metrics(pair, params, quantizers, estimator), "E_bar_mapped_scale": mapped_scale}
+    return {**dict(pair_metrics(pair, params, quantizers, estimator).items()), "E_bar_mapped_scale": mapped_scale}
 
 
 def _finite(tree: PyTree) -> bool:
@@ -373,8 +375,9 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
     images, labels = dataset.val_images[: config.eval_examples], dataset.val_labels[: config.eval_examples]
     out_nets = {}
     tail = max(1, config.steps // 10)
+    roles = {net.name: net.role for pair in pairs for net in (pair.a, pair.b)}
     for index, net in enumerate(nets):
-        role = net.name.split("/", 1)[1]
+        role = roles[net.name]
         stats = evaluate(result.states[net.name], data.eval_batches(images, labels, 1000)) if finite[net.name] else {}
         out_nets[role] = {
             "val_acc": stats.get("accuracy"),

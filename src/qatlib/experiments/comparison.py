@@ -40,6 +40,7 @@ from typing import Any
 import qatlib  # noqa: F401  (the module doctest uses qatlib.alpha)
 from qatlib import estimators, metrics
 from qatlib.training import lockstep, optimizers
+from qatlib.experiments.records import NetId, PairMetrics
 from qatlib.training.recipe import LayerwisePartner, recipe_plan, ste_partner, ste_recipe
 
 __all__ = [
@@ -75,9 +76,23 @@ class Pair:
 
     optimizer: str
     experiment: str
-    net_a: str
-    net_b: str
+    a: NetId
+    b: NetId
     mapped: bool
+
+    @property
+    def net_a(self) -> str:
+        """Net a's name in the lock-step run."""
+        return self.a.name
+
+    @property
+    def net_b(self) -> str:
+        """Net b's name in the lock-step run."""
+        return self.b.name
+
+    @property
+    def roles(self) -> tuple[str, str]:
+        return self.a.role, self.b.role
 
 
 def q_hat(
@@ -168,14 +183,16 @@ def comparison(
     nets: list[lockstep.Net] = []
     starts: list[PyTree] = []
     pairs: list[Pair] = []
+    q_net = NetId(label, "q_net")
 
-    def add(name: str, module: Any, lr: float, start: PyTree, experiment: str | None, *, lr_scale: PyTree | None = None,
+    def add(role: str, module: Any, lr: float, start: PyTree, experiment: str | None, *, lr_scale: PyTree | None = None,
             mapped: bool = False, chunks: int | None = None) -> None:
         optimizer_ = make_optimizer(optimizer, lr, total_steps, lr_scale=lr_scale)
-        nets.append(lockstep.Net(f"{label}/{name}", module, optimizer_, chunks))
+        net = NetId(label, role)
+        nets.append(lockstep.Net(net.name, module, optimizer_, chunks))
         starts.append(start)
         if experiment is not None:
-            pairs.append(Pair(label, experiment, nets[0].name, nets[-1].name, mapped=mapped))
+            pairs.append(Pair(label, experiment, q_net, net, mapped=mapped))
 
     add("q_net", q_model, learning_rate, params0, None)
     add("ste_net", model.clone(estimator=recipe.estimator), learning_rate, recipe.params, "baseline",
@@ -198,15 +215,15 @@ def conv_layers(quantizers: PyTree) -> PyTree:
     return metrics.select_layers(quantizers, lambda path: path.startswith("conv"))
 
 
-def pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
-    """Ē of a pair (through M when ``pair.mapped``) over all quantized kernels and over the conv
-    kernels only, and the quantized weight agreement over both."""
+def pair_metrics(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> PairMetrics[float]:
+    """Ē of a pair (Eq. 5, through M when ``pair.mapped``) over all quantized kernels and over the
+    conv kernels only, and the quantized weight agreement over both."""
     a, b = params[pair.net_a], params[pair.net_b]
     mapping = estimator if pair.mapped else None
     convs = conv_layers(quantizers)
-    return {
-        "E_bar": metrics.E_bar(a, b, quantizers, mapping),
-        "E_bar_conv": metrics.E_bar(a, b, convs, mapping),
-        "agreement": metrics.agreement(a, b, quantizers),
-        "agreement_conv": metrics.agreement(a, b, convs),
-    }
+    return PairMetrics(
+        E_bar=metrics.E_bar(a, b, quantizers, mapping),
+        E_bar_conv=metrics.E_bar(a, b, convs, mapping),
+        agreement=metrics.agreement(a, b, quantizers),
+        agreement_conv=metrics.agreement(a, b, convs),
+    )

@@ -80,6 +80,7 @@ from qatlib.experiments.comparison import (
     EVAL_MICROBATCH, LR_TWEAK, Pair, comparison, conv_layers, pair_metrics, q_hat, rounding_microbatch, ste_partner,
 )
 from qatlib.experiments.config import Config, EstimatorName, check_microbatch
+from qatlib.experiments.records import METRICS, NetRecord, PairMetrics, PairRecord, RunRecord
 from qatlib.quantizers import quantized_leaves
 from qatlib.training import Checkpointer, lockstep, optimizers
 
@@ -204,15 +205,15 @@ PRESETS["authors_setup"] = PRESETS["paper"].replace(
 
 @dataclasses.dataclass
 class MNISTRun:
-    """One seed's lock-step run: JSON-ready records (one per optimizer) plus arrays for the figures."""
+    """One seed's lock-step run: its records (one per optimizer) plus arrays for the figures."""
 
-    records: list[dict[str, Any]]
+    records: list[RunRecord]
     config: MNISTConfig
     seed: int
     data: data.MNIST
     quantizers: PyTree
     estimator: estimators.Estimator
-    params: dict[str, PyTree]  # final params by net name
+    params: dict[str, PyTree]  # final params by net name (NetId.name)
     initial_params: dict[str, PyTree]
     pairs: list[Pair]
     levels: dict[str, np.ndarray] | None  # tracked level sequences (steps + 1, tracked) by net
@@ -285,8 +286,8 @@ def _train(config: MNISTConfig, seed: int, setup: _Setup, dataset: data.MNIST, c
         values = {}
         for pair in setup.pairs:
             finite = _finite(params[pair.net_a]) and _finite(params[pair.net_b])
-            for key, value in pair_metrics(pair, params, setup.quantizers, setup.estimator).items():
-                values[f"{pair.optimizer}/{pair.experiment}/{key}"] = value if finite else float("nan")
+            for metric, value in pair_metrics(pair, params, setup.quantizers, setup.estimator).items():
+                values[_log_key(pair, metric)] = value if finite else float("nan")
         return values
 
     checkpointer = Checkpointer(checkpoint_dir, every=config.checkpoint_every) if config.checkpoint_every and checkpoint_dir is not None else None
@@ -302,11 +303,16 @@ def _train(config: MNISTConfig, seed: int, setup: _Setup, dataset: data.MNIST, c
     return result, sample
 
 
+def _log_key(pair: Pair, metric: str) -> str:
+    """The name under which a pair's metric is logged along training (lock-step logs are keyed by text)."""
+    return f"{pair.optimizer}/{pair.experiment}/{metric}"
+
+
 def _finite(tree: PyTree) -> bool:
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree))
 
 
-def _evaluate(config: MNISTConfig, setup: _Setup, result: lockstep.TrainResult, dataset: data.MNIST) -> tuple[dict[str, dict[str, Any]], dict[str, np.ndarray]]:
+def _evaluate(config: MNISTConfig, setup: _Setup, result: lockstep.TrainResult, dataset: data.MNIST) -> tuple[dict[str, NetRecord], dict[str, np.ndarray]]:
     """Table 5 per net (accuracy and loss on the training images and the 10,000 test images, eval
     mode), whether it trained, and its test logits. The forward pass is Q(w) whatever the estimator;
     in chunks: the same logits, several times faster."""
@@ -318,45 +324,45 @@ def _evaluate(config: MNISTConfig, setup: _Setup, result: lockstep.TrainResult, 
         state = result.states[net.name]
         losses = result.logs["loss"][:, index]
         finite = _finite(state.params) and bool(np.all(np.isfinite(losses)))
-        entry: dict[str, Any] = {"finite": finite, "final_train_loss": float(np.mean(losses[-tail:]))}
+        entry = NetRecord(finite=finite, final_train_loss=float(np.mean(losses[-tail:])))
         if finite:
             tr = evaluate(state, data.eval_batches(dataset.train_images[:train_count], dataset.train_labels[:train_count], config.eval_batch_size))
             va = evaluate(state, data.eval_batches(dataset.val_images, dataset.val_labels, config.eval_batch_size))
             logits[net.name] = va["logits"]
-            entry.update(train_acc=tr["accuracy"], train_loss=tr["loss"], val_acc=va["accuracy"], val_loss=va["loss"])
-        entry["trained"] = metrics.trained(entry.get("val_acc"), finite)
-        if not entry["trained"]:
+            entry = dataclasses.replace(entry, train_acc=tr["accuracy"], train_loss=tr["loss"], val_acc=va["accuracy"], val_loss=va["loss"])
+        entry = dataclasses.replace(entry, trained=metrics.trained(entry.val_acc, finite))
+        if not entry.trained:
             warnings.warn(
-                f"{net.name} did not train (finite: {finite}, test accuracy {entry.get('val_acc')}): "
+                f"{net.name} did not train (finite: {finite}, test accuracy {entry.val_acc}): "
                 "its pairs are reported as 'not trained', not as a verdict", RuntimeWarning, stacklevel=2,
             )
         stats[net.name] = entry
     return stats, logits
 
 
-def _pair_record(pair: Pair, setup: _Setup, result: lockstep.TrainResult, stats: dict[str, Any], logits: dict[str, np.ndarray],
-                 path_conv: dict[str, float], levels: dict[str, np.ndarray] | None) -> dict[str, Any]:
+def _pair_record(pair: Pair, setup: _Setup, result: lockstep.TrainResult, stats: dict[str, NetRecord], logits: dict[str, np.ndarray],
+                 path_conv: dict[str, float], levels: dict[str, np.ndarray] | None) -> PairRecord:
     """Every measure of one pair at the end of training, with its E^(t) along the way."""
-    prefix = f"{pair.optimizer}/{pair.experiment}/"
-    history = {key.removeprefix(prefix): [float(v) for v in column] for key, column in result.log_values.items() if key.startswith(prefix)}
-    entry: dict[str, Any] = {key: column[-1] for key, column in history.items()}  # the last log point is the last step
-    entry["E_t"] = history
-    entry["nets"] = [pair.net_a, pair.net_b]
-    entry["trained"] = stats[pair.net_a]["trained"] and stats[pair.net_b]["trained"]
-    if not (stats[pair.net_a]["finite"] and stats[pair.net_b]["finite"]):
+    history = PairMetrics(**{metric: [float(v) for v in result.log_values[_log_key(pair, metric)]] for metric in METRICS})
+    entry = PairRecord(
+        **{metric: column[-1] for metric, column in history.items()},  # the last log point is the last step
+        E_t=history, nets=(pair.a, pair.b), trained=bool(stats[pair.net_a].trained and stats[pair.net_b].trained),
+    )
+    if not (stats[pair.net_a].finite and stats[pair.net_b].finite):
         return entry
     a, b = result.states[pair.net_a].params, result.states[pair.net_b].params
     convs = conv_layers(setup.quantizers)
     mapping = setup.estimator if pair.mapped else None
-    # The authors' code's measure: Σ|M(w_a) − w_b|/w_max over conv kernels / net b's conv path length.
-    entry["authors_measure"] = metrics.summed_alignment_error(a, b, convs, mapping) / max(path_conv[pair.net_b], 1e-30)
-    entry["path_length_conv"] = path_conv[pair.net_b]
-    entry["E_bar_per_layer"] = metrics.E_bar_per_layer(a, b, setup.quantizers, mapping)
-    entry["agreement_per_layer"] = metrics.agreement_per_layer(a, b, setup.quantizers)
-    entry["prediction_agreement"] = metrics.prediction_agreement(logits[pair.net_a], logits[pair.net_b])
-    if levels is not None:
-        entry["mirror_room"] = metrics.crossing_statistics(levels[pair.net_a], levels[pair.net_b])
-    return entry
+    return dataclasses.replace(
+        entry,
+        # The authors' code's measure: Σ|M(w_a) − w_b|/w_max over conv kernels / net b's conv path length.
+        authors_measure=metrics.summed_alignment_error(a, b, convs, mapping) / max(path_conv[pair.net_b], 1e-30),
+        path_length_conv=path_conv[pair.net_b],
+        E_bar_per_layer=metrics.E_bar_per_layer(a, b, setup.quantizers, mapping),
+        agreement_per_layer=metrics.agreement_per_layer(a, b, setup.quantizers),
+        prediction_agreement=metrics.prediction_agreement(logits[pair.net_a], logits[pair.net_b]),
+        mirror_room=metrics.crossing_statistics(levels[pair.net_a], levels[pair.net_b]) if levels is not None else None,
+    )
 
 
 def _spec(config: MNISTConfig, optimizer: str) -> dict[str, Any]:
@@ -395,21 +401,22 @@ def run_mnist(config: MNISTConfig, dataset: data.MNIST | None = None, *, checkpo
     records = []
     for optimizer in config.optimizers:
         pairs = [pair for pair in setup.pairs if pair.optimizer == optimizer]
-        records.append({
-            "seed": seed,
-            "spec": _spec(config, optimizer),
-            "pairs": {pair.experiment: _pair_record(pair, setup, result, stats, logits, path_conv, levels) for pair in pairs},
-            "nets": {name.split("/", 1)[1]: stats[name] for name in names if name.startswith(f"{optimizer}/")},
-            "log_steps": [int(s) for s in result.log_steps],
-            "alpha": {path: qatlib.alpha(q, setup.estimator) for path, q in layers.items()},
-            "w_max": {path: q.representable_range[1] for path, q in layers.items()},
-            "estimator": {"q_hat": repr(setup.estimator), "ste_net": repr(ste_partner(setup.estimator, setup.quantizers, optimizers.family(optimizer)))},
-            "tracked_weights": int(len(sample)),
-            "train_eval_examples": int(config.train_eval_examples or len(dataset.train_labels)),
-            "train_seconds": result.seconds,
-            "first_step_seconds": result.first_step_seconds,
-            "resumed_from_step": result.resumed_from,
-        })
+        nets = dict.fromkeys(net for pair in pairs for net in (pair.a, pair.b))  # in training order
+        records.append(RunRecord(
+            seed=seed,
+            spec=_spec(config, optimizer),
+            pairs={pair.experiment: _pair_record(pair, setup, result, stats, logits, path_conv, levels) for pair in pairs},
+            nets={net.role: stats[net.name] for net in nets},
+            log_steps=[int(s) for s in result.log_steps],
+            alpha={path: qatlib.alpha(q, setup.estimator) for path, q in layers.items()},
+            w_max={path: q.representable_range[1] for path, q in layers.items()},
+            estimator={"q_hat": repr(setup.estimator), "ste_net": repr(ste_partner(setup.estimator, setup.quantizers, optimizers.family(optimizer)))},
+            tracked_weights=int(len(sample)),
+            train_eval_examples=int(config.train_eval_examples or len(dataset.train_labels)),
+            train_seconds=result.seconds,
+            first_step_seconds=result.first_step_seconds,
+            resumed_from_step=result.resumed_from,
+        ))
     return MNISTRun(
         records=records, config=config, seed=seed, data=dataset, quantizers=setup.quantizers, estimator=setup.estimator,
         params={name: state.params for name, state in result.states.items()}, initial_params=initial, pairs=setup.pairs,
@@ -436,16 +443,17 @@ _DATASETS: dict[tuple[str, str], data.MNIST] = {}
 
 
 def run_unit(config: dict[str, Any], checkpoint_dir: str | None = None) -> dict[str, Any]:
-    """A sweep task: the record of one one-seed, one-optimizer run (``config`` as JSON)."""
+    """A sweep task: the record of one one-seed, one-optimizer run (``config`` and the record as JSON:
+    the sweep caches it and may run it in another process)."""
     unit = MNISTConfig.model_validate(config)
     key = (unit.source, unit.data_dir)
     if key not in _DATASETS:  # once per worker process
         _DATASETS[key] = data.load_mnist(unit.source, data_dir=unit.data_dir or None)
     run = run_mnist(unit, _DATASETS[key], checkpoint_dir=checkpoint_dir)
-    return {**run.records[0], "seconds": run.seconds}
+    return dataclasses.replace(run.records[0], seconds=run.seconds).to_json()
 
 
-def run_seeds(config: MNISTConfig, cache_dir: Any = None) -> list[dict[str, Any]]:
+def run_seeds(config: MNISTConfig, cache_dir: Any = None) -> list[RunRecord]:
     """Every run of ``config`` (seed x optimizer x length), each cached in ``cache_dir`` as it finishes
     (an interrupted preset resumes; long runs also checkpoint inside) and run ``config.workers`` at a
     time: the records, in the order of :func:`unit_configs`."""
@@ -456,4 +464,5 @@ def run_seeds(config: MNISTConfig, cache_dir: Any = None) -> list[dict[str, Any]
         key = unit_key(unit)
         checkpoints = f"{cache_dir}/{key}-checkpoints" if cache_dir is not None and unit.checkpoint_every else None
         tasks.append(sweep.Task(key, "qatlib.experiments.mnist:run_unit", {"config": to_jsonable(unit), "checkpoint_dir": checkpoints}))
-    return sweep.run_tasks(tasks, cache_dir, workers=config.workers, progress=config.progress, description="MNIST runs")
+    records = sweep.run_tasks(tasks, cache_dir, workers=config.workers, progress=config.progress, description="MNIST runs")
+    return [RunRecord.from_json(record) for record in records]

@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from qatlib.experiments.records import NetRecord, PairRecord, RunRecord
 from qatlib.files import read_json, to_jsonable, write_json
 
 __all__ = [
@@ -40,6 +41,7 @@ __all__ = [
     "to_jsonable",
     "write_json",
     "read_json",
+    "run_records",
     "RUN_DEPENDENT_KEYS",
     "differing_values",
     "cpu_isa",
@@ -112,7 +114,6 @@ def checkpoint_dir(chapter: str, preset: str, config: Any) -> Path:
     """``runs/checkpoints/<chapter>/<preset>/<key>``: the key hashes the config (minus ``progress``)
     and the code's commit, so a rerun resumes only a checkpoint of the same run."""
     import hashlib
-    import json
 
     described = to_jsonable(config)
     if isinstance(described, dict):
@@ -258,3 +259,24 @@ def duration(seconds: float) -> str:
     ('42 seconds', '57.0 minutes')
     """
     return f"{seconds / 60:.1f} minutes" if seconds >= 90 else f"{seconds:.0f} seconds"
+
+
+def run_records(artefact: dict[str, Any]) -> list[RunRecord]:
+    """The typed records of a results artefact: its ``runs``, or one record per optimizer of a
+    single-run artefact of the older shape (``{"sgd": {pair: ...}, "accuracy": {"sgd": {role: ...}}}``).
+    A field the record types do not know is refused (:meth:`RunRecord.from_json`)."""
+    if "runs" in artefact:
+        return [RunRecord.from_json(run) for run in artefact["runs"]]
+    provenance = artefact.get("provenance", {})
+    config = provenance.get("config", {})
+    seed = config.get("init_seed", config.get("seed", 0))
+    return [
+        RunRecord(
+            seed=seed,
+            spec={"optimizer": optimizer, "steps": provenance.get("steps")},
+            pairs={name: PairRecord.from_json(pair) for name, pair in artefact[optimizer].items()},
+            nets={role: NetRecord.from_json(net) for role, net in artefact.get("accuracy", {}).get(optimizer, {}).items()},
+        )
+        for optimizer in ("sgd", "adam")
+        if optimizer in artefact
+    ]

@@ -1,9 +1,10 @@
 """The paper's claims (Section 6.2), decided over seeds: A (Q̂-net ≈ STE-net), B (M matters), accuracy.
 
-A results artefact is a list of *records*, one per seed x optimizer (x run length): the seeded
-presets write them (``{"runs": [...]}``), and a single-run artefact of the older shape (one dict
-per optimizer) reads as one record per optimizer (:func:`records_of`). For each claim, each seed
-gives one paired value, since all nets of a seed share its initialisation and batches:
+A results artefact is a list of *records* (:class:`qatlib.experiments.records.RunRecord`), one per
+seed x optimizer (x run length): the seeded presets write them (``{"runs": [...]}``), and a
+single-run artefact of the older shape (one dict per optimizer) reads as one record per optimizer
+(:func:`qatlib.report.artefacts.run_records`). For each claim, each seed gives one paired value,
+since all nets of a seed share its initialisation and batches:
 
 * **A** -- ``Ē(baseline) / Ē(lr_tweak)``: Q̂ → STE is "a small change", as small as a 1% learning-
   rate change, when the ratio is at most :data:`CLAIM_FACTOR`;
@@ -23,9 +24,10 @@ rounding), and the *equivalent lr change*: the learning-rate change whose Q̂-ne
 far as the baseline pair, from a power law ``Ē = a·x^b`` fitted per seed to the lr-tweak pairs at
 x = 0.1%, 1% and 10% (:func:`equivalent_lr_change`).
 
->>> records = [{"seed": s, "spec": {"optimizer": "sgd", "steps": 10},
-...             "pairs": {"baseline": {"E_bar": b}, "lr_tweak": {"E_bar": 0.02}, "unadjusted": {"E_bar": 0.1}},
-...             "nets": {"q_net": {"val_acc": 0.97}, "ste_net": {"val_acc": 0.969}}} for s, b in enumerate((0.01, 0.012, 0.011))]
+>>> records = [RunRecord.from_json({
+...     "seed": s, "spec": {"optimizer": "sgd", "steps": 10},
+...     "pairs": {"baseline": {"E_bar": b}, "lr_tweak": {"E_bar": 0.02}, "unadjusted": {"E_bar": 0.1}},
+...     "nets": {"q_net": {"val_acc": 0.97}, "ste_net": {"val_acc": 0.969}}}) for s, b in enumerate((0.01, 0.012, 0.011))]
 >>> a = decide(records, "sgd", "A")
 >>> a.verdict, round(a.value.mean, 3), a.value.n
 ('holds', 0.548, 3)
@@ -42,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from qatlib import metrics
+from qatlib.experiments.records import RunRecord
 
 __all__ = [
     "CLAIM_FACTOR",
@@ -52,7 +54,6 @@ __all__ = [
     "YARDSTICK_TWEAKS",
     "Interval",
     "Decision",
-    "records_of",
     "select",
     "ratio_interval",
     "difference_interval",
@@ -140,65 +141,43 @@ def difference_interval(values: Sequence[float]) -> Interval:
     return _interval(values, log=False)
 
 
-def records_of(artefact: dict[str, Any]) -> list[dict[str, Any]]:
-    """The records of a results artefact: its ``runs``, or one record per optimizer of a single-run
-    artefact of the older shape (``{"sgd": {pair: ...}, "accuracy": {"sgd": {role: ...}}}``)."""
-    if "runs" in artefact:
-        return list(artefact["runs"])
-    provenance = artefact.get("provenance", {})
-    config = provenance.get("config", {})
-    seed = config.get("init_seed", config.get("seed", 0))
-    return [
-        {
-            "seed": seed,
-            "spec": {"optimizer": optimizer, "steps": provenance.get("steps")},
-            "pairs": artefact[optimizer],
-            "nets": artefact.get("accuracy", {}).get(optimizer, {}),
-        }
-        for optimizer in ("sgd", "adam")
-        if optimizer in artefact
-    ]
-
-
-def select(records: Iterable[dict[str, Any]], optimizer: str, steps: int | None = None) -> list[dict[str, Any]]:
+def select(records: Iterable[RunRecord], optimizer: str, steps: int | None = None) -> list[RunRecord]:
     """The records of one optimizer (and, if given, one run length), in seed order."""
-    chosen = [r for r in records if r["spec"]["optimizer"] == optimizer and (steps is None or r["spec"].get("steps") == steps)]
-    return sorted(chosen, key=lambda r: r["seed"])
+    chosen = [r for r in records if r.optimizer == optimizer and (steps is None or r.steps == steps)]
+    return sorted(chosen, key=lambda r: r.seed)
 
 
-def _trained(record: dict[str, Any], role: str) -> bool:
+def _trained(record: RunRecord, role: str) -> bool:
     """Whether a net of the record trained (a net the record does not describe counts as trained)."""
-    net = record.get("nets", {}).get(role)
-    if net is None:
-        return True
-    if "trained" in net:
-        return bool(net["trained"])
-    return metrics.trained(net.get("val_acc"), net.get("finite", True))
+    return record.nets[role].has_trained() if role in record.nets else True
 
 
 _ROLES = {"baseline": ("q_net", "ste_net"), "lr_tweak": ("q_net", "q_net_lr_tweak"), "unadjusted": ("q_net", "ste_net_unadjusted")}
 
 
-def _pair_trained(record: dict[str, Any], experiment: str) -> bool:
-    pair = record["pairs"].get(experiment, {})
-    if "trained" in pair:
-        return bool(pair["trained"])
+def _pair_trained(record: RunRecord, experiment: str) -> bool:
+    pair = record.pair(experiment)
+    if pair.trained is not None:
+        return pair.trained
+    if pair.nets is not None:
+        return all(_trained(record, net.role) for net in pair.nets)
     return all(_trained(record, role) for role in _ROLES.get(experiment, ("q_net",)))
 
 
-def equivalent_lr_change(record: dict[str, Any], experiment: str = "baseline") -> float | None:
+def equivalent_lr_change(record: RunRecord, experiment: str = "baseline") -> float | None:
     """The relative learning-rate change x whose lr-tweak pair would drift as far as ``experiment``:
     ``Ē(tweak x) = a·x^b`` fitted by least squares in log-log to the record's lr-tweak pairs
     (:data:`YARDSTICK_TWEAKS`), solved for Ē(experiment). None without at least two tweaks.
 
-    >>> record = {"pairs": {"baseline": {"E_bar": 0.004}, "lr_tweak_0.1pct": {"E_bar": 0.001},
-    ...                     "lr_tweak": {"E_bar": 0.002}, "lr_tweak_10pct": {"E_bar": 0.004}}}
+    >>> record = RunRecord.from_json({"seed": 0, "spec": {"optimizer": "sgd"}, "nets": {}, "pairs": {
+    ...     "baseline": {"E_bar": 0.004}, "lr_tweak_0.1pct": {"E_bar": 0.001}, "lr_tweak": {"E_bar": 0.002},
+    ...     "lr_tweak_10pct": {"E_bar": 0.004}}})
     >>> round(equivalent_lr_change(record), 4)   # Ē doubles per decade: 0.004 is a 10% change
     0.1
     """
-    points = [(x, record["pairs"][name].get("E_bar")) for name, x in YARDSTICK_TWEAKS.items() if name in record["pairs"]]
+    points = [(x, record.pairs[name].E_bar) for name, x in YARDSTICK_TWEAKS.items() if name in record.pairs]
     points = [(x, y) for x, y in points if y is not None and y > 0]
-    target = record["pairs"].get(experiment, {}).get("E_bar")
+    target = record.pair(experiment).E_bar
     if len(points) < 2 or not target or target <= 0:
         return None
     slope, intercept = np.polyfit(np.log([x for x, _ in points]), np.log([y for _, y in points]), 1)
@@ -207,17 +186,17 @@ def equivalent_lr_change(record: dict[str, Any], experiment: str = "baseline") -
     return float(np.exp((math.log(target) - intercept) / slope))
 
 
-def _value(record: dict[str, Any], claim: str) -> float | None:
-    pairs = record["pairs"]
+def _value(record: RunRecord, claim: str) -> float | None:
+    pairs = record.pairs
     if claim == "A":
-        base, tweak = pairs["baseline"].get("E_bar"), pairs["lr_tweak"].get("E_bar")
+        base, tweak = pairs["baseline"].E_bar, pairs["lr_tweak"].E_bar
         return base / tweak if base is not None and tweak else None
     if claim == "B":
         if "unadjusted" not in pairs:
             return None
-        base, unadjusted = pairs["baseline"].get("E_bar"), pairs["unadjusted"].get("E_bar")
+        base, unadjusted = pairs["baseline"].E_bar, pairs["unadjusted"].E_bar
         return unadjusted / base if unadjusted is not None and base else None
-    q, ste = record["nets"].get("q_net", {}).get("val_acc"), record["nets"].get("ste_net", {}).get("val_acc")
+    q, ste = record.net("q_net").val_acc, record.net("ste_net").val_acc
     return q - ste if q is not None and ste is not None else None
 
 
@@ -225,15 +204,15 @@ def _experiments(claim: str) -> tuple[str, ...]:
     return {"A": ("baseline", "lr_tweak"), "B": ("baseline", "unadjusted"), "accuracy": ("baseline",)}[claim]
 
 
-def decide(records: Iterable[dict[str, Any]], optimizer: str, claim: str, steps: int | None = None) -> Decision:
+def decide(records: Iterable[RunRecord], optimizer: str, claim: str, steps: int | None = None) -> Decision:
     """The verdict on ``claim`` ("A", "B" or "accuracy") for ``optimizer`` over the seeds of ``records``."""
     chosen = select(records, optimizer, steps)
-    if claim == "B" and not any("unadjusted" in r["pairs"] for r in chosen):
+    if claim == "B" and not any("unadjusted" in r.pairs for r in chosen):
         chosen = []
     if not chosen:
         return Decision(optimizer, claim, None, "not measured")
-    untrained = tuple(r["seed"] for r in chosen if not all(_pair_trained(r, e) for e in _experiments(claim)))
-    values = [v for r in chosen if r["seed"] not in untrained and (v := _value(r, claim)) is not None]
+    untrained = tuple(r.seed for r in chosen if not all(_pair_trained(r, e) for e in _experiments(claim)))
+    values = [v for r in chosen if r.seed not in untrained and (v := _value(r, claim)) is not None]
     if untrained:
         value = (difference_interval(values) if claim == "accuracy" else ratio_interval(values)) if values else None
         return Decision(optimizer, claim, value, "not trained", untrained)
@@ -254,10 +233,10 @@ def _verdict(claim: str, value: Interval) -> str:
     return "holds" if holds else "fails" if fails else "undecided"
 
 
-def decide_all(records: Iterable[dict[str, Any]], steps: int | None = None) -> list[Decision]:
+def decide_all(records: Iterable[RunRecord], steps: int | None = None) -> list[Decision]:
     """Every claim of :data:`CLAIMS` (those whose optimizer the records have)."""
     records = list(records)
-    present = {r["spec"]["optimizer"] for r in records}
+    present = {r.optimizer for r in records}
     return [decide(records, optimizer, claim, steps) for optimizer, claim in CLAIMS if optimizer in present]
 
 
@@ -274,7 +253,9 @@ def claims(artefact: dict[str, Any]) -> dict[str, dict[str, Any]]:
     (True, 0.5, True, 5.0, True)
     """
     verdicts: dict[str, dict[str, Any]] = {}
-    records = records_of(artefact)
+    from qatlib.report.artefacts import run_records
+
+    records = run_records(artefact)
     for optimizer in ("sgd", "adam"):
         chosen = select(records, optimizer)
         if not chosen:
@@ -283,7 +264,7 @@ def claims(artefact: dict[str, Any]) -> dict[str, dict[str, Any]]:
         ratio_a = _value(record, "A")
         entry: dict[str, Any] = {"A": ratio_a is not None and ratio_a <= CLAIM_FACTOR, "A_ratio": ratio_a if ratio_a is not None else float("inf")}
         ratio_b = _value(record, "B")
-        if "unadjusted" in record["pairs"]:
+        if "unadjusted" in record.pairs:
             entry["B"] = ratio_b is not None and ratio_b >= CLAIM_FACTOR
             entry["B_ratio"] = ratio_b if ratio_b is not None else float("inf")
         difference = _value(record, "accuracy")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from qatlib.experiments.records import RunRecord
 from qatlib.report import claims, markup
 from qatlib.report import tables as tables_lib
 from qatlib.report import mnist as mnist_report
@@ -100,7 +101,7 @@ def page() -> seeds.Page:
     return seeds.Page(values, {"tab-glance": glance, "tab-setups": table}, {})
 
 
-def _headline(records: list[dict[str, Any]] | None, paper: Any, values: dict[str, str]) -> Any:
+def _headline(records: list[RunRecord] | None, paper: Any, values: dict[str, str]) -> Any:
     """The headline artefact's phrases into ``values`` (each claim's verdict and interval, the
     equivalent learning-rate change) and the at-a-glance table."""
     missing = seeds.MISSING
@@ -111,7 +112,7 @@ def _headline(records: list[dict[str, Any]] | None, paper: Any, values: dict[str
         values["lr_change_sgd"] = values["lr_change_adam"] = missing
         return markup.table(
             tables_lib.note_frame("Not in this checkout."), "The committed artefact of the paper_seeds preset is not in this checkout.", "tab-glance")
-    n_seeds = len({r["seed"] for r in records})
+    n_seeds = len({r.seed for r in records})
     values["headline_seeds"] = str(n_seeds)
     decided = {(d.optimizer, d.claim): d for d in claims.decide_all(records)}
     for (optimizer, claim), decision in decided.items():
@@ -129,7 +130,7 @@ def _headline(records: list[dict[str, Any]] | None, paper: Any, values: dict[str
     )
 
 
-def _setups(headline_records: list[dict[str, Any]] | None, printed: float, values: dict[str, str]) -> dict[str, Any]:
+def _setups(headline_records: list[RunRecord] | None, printed: float, values: dict[str, str]) -> dict[str, Any]:
     """The other committed setups' phrases into ``values`` (the control without momentum, the
     run-length finding against the paper's ``printed`` ratio, the ResNet50 stand-in) and every
     setup's records by the name the setups table gives it."""
@@ -148,6 +149,6 @@ def _setups(headline_records: list[dict[str, Any]] | None, printed: float, value
         "MNIST, the same without momentum (paper_no_momentum)": nomom,
         "MNIST, 400 steps of batch 128 (default_seeds)": seeds.stored(mnist_report.ARTEFACTS["default"]),
         "MNIST, the authors' code's setup, 1,000 steps (authors_setup)": [
-            r for r in (lengths.get("authors") or []) if r["spec"]["steps"] == 1000] or None,
+            r for r in (lengths.get("authors") or []) if r.steps == 1000] or None,
         "ResNet50 on MNIST at 32×32, 160 steps (default_seeds)": resnet,
     }

@@ -7,6 +7,7 @@ untracked ``runs/`` otherwise, so a book build never rewrites a committed artefa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from pathlib import Path
@@ -15,8 +16,9 @@ from typing import Any
 from qatlib import data
 from qatlib.experiments.beyond import BeyondConfig, run_sweep
 from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist, run_seeds
+from qatlib.experiments.records import RunRecord
 from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
-from qatlib.report import artefacts, claims
+from qatlib.report import artefacts
 from qatlib.training.checkpoint import run_lock
 
 __all__ = ["mnist_artefact", "measure_mnist", "check_mnist", "unit_cache", "resnet50_artefact", "measure_resnet50", "measure_beyond"]
@@ -26,15 +28,15 @@ def _mnist_data(dataset: data.MNIST) -> dict[str, Any]:
     return {"source": dataset.source, "note": dataset.note, "train": len(dataset.train_labels), "val": len(dataset.val_labels)}
 
 
-def mnist_artefact(records: list[dict[str, Any]], config: MNISTConfig, preset: str, dataset: data.MNIST, seconds: float) -> dict[str, Any]:
+def mnist_artefact(records: list[RunRecord], config: MNISTConfig, preset: str, dataset: data.MNIST, seconds: float) -> dict[str, Any]:
     """The results JSON of an MNIST preset: its records (one per seed x optimizer x length) plus
     provenance (data, steps, seconds, device, versions, config)."""
     return {
-        "runs": records,
+        "runs": [record.to_json() for record in records],
         "data": _mnist_data(dataset),
         "provenance": artefacts.provenance(
             data=_mnist_data(dataset), steps=config.steps, seconds=seconds, config=config, preset=preset,
-            train_seconds=sum(record["train_seconds"] for record in records), workers=config.workers,
+            train_seconds=sum(record.train_seconds for record in records), workers=config.workers,
         ),
     }
 
@@ -97,7 +99,7 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
     """Run the ResNet50 experiment at ``config`` and write its artefact: ``(metrics_json, path)``.
 
     A seeded config (``seeds``) runs once per seed and writes ``{"runs": [...]}``, one record per
-    seed x optimizer (:func:`qatlib.report.claims.records_of` of each run), with its provenance.
+    seed x optimizer (:func:`qatlib.report.artefacts.run_records` of each run), with its provenance.
     Over several processes every process runs it and only process 0 writes the file (the others
     return the path it goes to). Under ``$QATLIB_MEASURED_ARTEFACT`` (:func:`measured_artefact`)
     nothing runs: that artefact is returned.
@@ -117,13 +119,13 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
         checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, one)) if one.checkpoint_every else None
         result = run_experiment(one, progress=progress, checkpoint_dir=checkpoints)
         data_note = result["data"]
-        for record in claims.records_of(result):
-            records.append({**record, "seed": seed, "spec": {**record["spec"], "steps": config.total_steps},
-                            "train_seconds": result["train_seconds"]})
+        for record in artefacts.run_records(result):
+            records.append(dataclasses.replace(record, seed=seed, spec={**record.spec, "steps": config.total_steps},
+                                               train_seconds=result["train_seconds"]))
     out = {
-        "runs": records,
+        "runs": [record.to_json() for record in records],
         "provenance": artefacts.provenance(data=data_note, steps=config.total_steps, seconds=time.perf_counter() - start,
-                                           config=config, preset=preset, train_seconds=sum(r["train_seconds"] for r in records)),
+                                           config=config, preset=preset, train_seconds=sum(r.train_seconds for r in records)),
     }
     return out, (artefacts.write_json(path, out) if jax.process_index() == 0 else path)
 

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from qatlib.experiments.records import NetId, RunRecord
 from qatlib.report import artefacts, claims, seeds
 from qatlib.report.seeds import (
     MISSING, Page, accuracy_frame, claim_phrase, device_text, error_frame, glance_frame, lr_change_interval,
@@ -25,7 +26,7 @@ __all__ = ["HEADLINE", "ARTEFACTS", "CHECKED_AGAINST", "LENGTH_SETUPS", "length_
 LENGTH_SETUPS = {"lengths": "paper preset", "authors": "authors' setup"}
 
 
-def length_setups(stores: dict[str, list[dict[str, Any]] | None]) -> dict[str, list[dict[str, Any]]]:
+def length_setups(stores: dict[str, list[RunRecord] | None]) -> dict[str, list[RunRecord]]:
     """The committed run-length setups of ``stores`` (records by role), keyed by role (:data:`LENGTH_SETUPS`)."""
     return {role: stores[role] for role in LENGTH_SETUPS if stores.get(role)}
 
@@ -34,31 +35,31 @@ def _label(role: str, article: str = "") -> str:
     return article + LENGTH_SETUPS.get(role, role)
 
 
-def _by_length(records: list[dict[str, Any]], optimizer: str) -> dict[int, claims.Interval]:
+def _by_length(records: list[RunRecord], optimizer: str) -> dict[int, claims.Interval]:
     """Claim A's interval over seeds at each run length of ``records`` (lengths without one left out)."""
     out = {}
-    for steps in sorted({r["spec"]["steps"] for r in records}):
+    for steps in sorted({r.steps for r in records}):
         value = claims.decide(records, optimizer, "A", steps).value
         if value is not None:
             out[steps] = value
     return out
 
 
-def lengths_frame(setups: dict[str, list[dict[str, Any]]]) -> Any:
+def lengths_frame(setups: dict[str, list[RunRecord]]) -> Any:
     """Claim A against run length: per setup (by role, :data:`LENGTH_SETUPS`) and length, the ratio over seeds for SGD and Adam
     (Ē over all quantized kernels) and SGD's ratio of the authors' path-normalised measure."""
     import pandas as pd
 
     rows = []
     for role, records in setups.items():
-        for steps in sorted({r["spec"]["steps"] for r in records}):
-            at = [r for r in records if r["spec"]["steps"] == steps]
-            row = {"setup": _label(role), "steps": f"{steps:,}", "seeds": str(len({r["seed"] for r in at}))}
+        for steps in sorted({r.steps for r in records}):
+            at = [r for r in records if r.steps == steps]
+            row = {"setup": _label(role), "steps": f"{steps:,}", "seeds": str(len({r.seed for r in at}))}
             for optimizer, name in (("sgd", "A, SGD"), ("adam", "A, Adam")):
                 row[name] = ratio_text(claims.decide(at, optimizer, "A").value)
             sgd = claims.select(at, "sgd")
-            authors = [r["pairs"]["baseline"]["authors_measure"] / r["pairs"]["lr_tweak"]["authors_measure"] for r in sgd
-                       if r["pairs"]["lr_tweak"].get("authors_measure")]
+            authors = [r.pairs["baseline"].authors_measure / r.pairs["lr_tweak"].authors_measure for r in sgd
+                       if r.pairs["lr_tweak"].authors_measure]
             row["A, SGD, authors' measure"] = ratio_text(claims.ratio_interval(authors)) if authors else "–"
             rows.append(row)
     return pd.DataFrame(rows).set_index(["setup", "steps"])
@@ -82,7 +83,7 @@ ARTEFACTS = {
 CHECKED_AGAINST = {"quick": "quick_seeds", "default": "default_seeds", "paper": "paper_seeds", "sgd_no_momentum": "sgd_no_momentum_seeds"}
 
 
-def length_series(setups: dict[str, list[dict[str, Any]]], optimizer: str) -> dict[str, dict[int, claims.Interval]]:
+def length_series(setups: dict[str, list[RunRecord]], optimizer: str) -> dict[str, dict[int, claims.Interval]]:
     """Claim A's interval at each run length of each setup (by role), for the figure (by label)."""
     series = {_label(role): _by_length(records, optimizer) for role, records in setups.items()}
     return {label: by_steps for label, by_steps in series.items() if by_steps}
@@ -96,7 +97,7 @@ def _settings(names: list[tuple[str, int]], article: str) -> str:
     return "; ".join(f"{label} at {' and '.join(steps)} steps" for label, steps in grouped.items())
 
 
-def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float, article: str = "") -> dict[str, str]:
+def paper_finding(setups: dict[str, list[RunRecord]], printed: float, article: str = "") -> dict[str, str]:
     """In how many (setup, length) settings the SGD claim-A interval contains the paper's printed
     ratio (``"contains"``), and in how many the claim holds, its interval at most the threshold
     (``"holds"``); each with the settings named (``article`` before each setup's name).
@@ -119,7 +120,7 @@ def paper_finding(setups: dict[str, list[dict[str, Any]]], printed: float, artic
     }
 
 
-def length_trend(setups: dict[str, list[dict[str, Any]]], optimizer: str = "sgd") -> dict[str, str]:
+def length_trend(setups: dict[str, list[RunRecord]], optimizer: str = "sgd") -> dict[str, str]:
     """How claim A's ratio moves from each setup's shortest run to its longest (by role:
     "falls from 5.40 at 100 steps to 3.35 at 1,000"), and whether the setups' intervals at their
     longest common length (``"longest"``) overlap (``"overlap"``), so that the setup alone cannot
@@ -139,15 +140,15 @@ def length_trend(setups: dict[str, list[dict[str, Any]]], optimizer: str = "sgd"
     return out
 
 
-def _run_summary(records: list[dict[str, Any]] | None, provenance: dict[str, Any] | None) -> dict[str, str]:
+def _run_summary(records: list[RunRecord] | None, provenance: dict[str, Any] | None) -> dict[str, str]:
     """How the headline artefact was made: runs, seeds, nets per seed, device, wall time, commit."""
     if not records or provenance is None:
         return dict.fromkeys(("mnist_headline_runs", "mnist_headline_seeds", "mnist_headline_nets", "mnist_headline_device",
                               "mnist_headline_hours", "mnist_headline_commit"), MISSING)
-    nets = sum(len(r["nets"]) for r in records if r["seed"] == records[0]["seed"])
+    nets = sum(len(r.nets) for r in records if r.seed == records[0].seed)
     return {
         "mnist_headline_runs": f"{len(records)}",
-        "mnist_headline_seeds": f"{len({r['seed'] for r in records})}",
+        "mnist_headline_seeds": f"{len({r.seed for r in records})}",
         "mnist_headline_nets": f"{nets}",
         "mnist_headline_device": device_text(provenance),
         "mnist_headline_hours": artefacts.duration(provenance["seconds"]),
@@ -158,7 +159,7 @@ def _run_summary(records: list[dict[str, Any]] | None, provenance: dict[str, Any
 def _constants(run: Any, printed: dict[str, dict[str, float]]) -> dict[str, str]:
     """The phrases that do not depend on the seeds: α and the spread of Q̂' across a bin (from this
     build's run), the claims' thresholds and the paper's own ratios ``printed`` (paper Table 4)."""
-    alphas = sorted({round(a, 4) for a in run.records[0]["alpha"].values()})
+    alphas = sorted({round(a, 4) for a in run.records[0].alpha.values()})
     layer_q = next(iter(run.layer_quantizers().values()))
     grid = np.linspace(-layer_q.delta / 2, layer_q.delta / 2, 2001)
     slope = np.asarray(run.estimator.derivative(grid, layer_q))
@@ -177,7 +178,7 @@ def _constants(run: Any, printed: dict[str, dict[str, float]]) -> dict[str, str]
 _HEADLINE_TABLES = ("tab-mnist-glance", "tab-mnist-error", "tab-mnist-yardstick", "tab-mnist-accuracy", "tab-mnist-mirror-room")
 
 
-def _headline_values(records: list[dict[str, Any]]) -> dict[str, str]:
+def _headline_values(records: list[RunRecord]) -> dict[str, str]:
     """The verdict phrases and yardsticks of the headline artefact, per optimizer and claim."""
     values: dict[str, str] = {}
     for decision in claims.decide_all(records):
@@ -186,16 +187,16 @@ def _headline_values(records: list[dict[str, Any]]) -> dict[str, str]:
     for optimizer in ("sgd", "adam"):
         chosen = claims.select(records, optimizer)
         values[f"mnist_lr_change_{optimizer}"] = lr_change_text(lr_change_interval(chosen))
-        values[f"mnist_floor_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "rounding", "E_bar"))
-        values[f"mnist_base_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "E_bar"))
-        values[f"mnist_agreement_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", "agreement", ratio=False), 4, at_most=1.0)
-        values[f"mnist_q_acc_{optimizer}"] = percent_text(claims.difference_interval([r["nets"]["q_net"]["val_acc"] for r in chosen]), 4, at_most=1.0)
-    rooms = [r["pairs"]["baseline"]["mirror_room"] for r in claims.select(records, "sgd") if "mirror_room" in r["pairs"]["baseline"]]
+        values[f"mnist_floor_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "rounding", lambda p: p.E_bar))
+        values[f"mnist_base_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", lambda p: p.E_bar))
+        values[f"mnist_agreement_{optimizer}"] = percent_text(seeds.pair_interval(chosen, "baseline", lambda p: p.agreement, ratio=False), 4, at_most=1.0)
+        values[f"mnist_q_acc_{optimizer}"] = percent_text(claims.difference_interval([r.nets["q_net"].val_acc for r in chosen]), 4, at_most=1.0)
+    rooms = [room for r in claims.select(records, "sgd") if (room := r.pairs["baseline"].mirror_room) is not None]
     values["mnist_room_same"] = percent_text(claims.difference_interval([m["same_sequence_among_moving"] for m in rooms]), 3, at_most=1.0) if rooms else MISSING
     return values
 
 
-def _headline_page(headline: list[dict[str, Any]] | None, paper: dict[str, Any], run: Any, seed_count: str, confidence: str) -> Page:
+def _headline_page(headline: list[RunRecord] | None, paper: dict[str, Any], run: Any, seed_count: str, confidence: str) -> Page:
     """The verdicts on the authors' schedule over seeds (:data:`HEADLINE`): phrases, paper Tables 3-5
     over seeds, the yardsticks, the mirror room and the error curves; placeholders where the
     artefact is absent (the curves then come from this build's run)."""
@@ -238,7 +239,7 @@ def _headline_page(headline: list[dict[str, Any]] | None, paper: dict[str, Any],
     return Page(values, tabs, {"fig_mnist_error_curves": training_plots.error_curves(mean_history(headline), paper["table4"]["mnist"])})
 
 
-def _setups_page(stores: dict[str, list[dict[str, Any]] | None]) -> Page:
+def _setups_page(stores: dict[str, list[RunRecord] | None]) -> Page:
     """The controls and other setups, each over its own seeds: their table, their claim phrases and
     how many of the GPU run's claims on Ē fall inside the CPU seeds' intervals."""
     from qatlib.report import markup
@@ -272,7 +273,7 @@ def _setups_page(stores: dict[str, list[dict[str, Any]] | None]) -> Page:
 _LENGTH_VALUES = ("mnist_length_contains", "mnist_length_holds", "mnist_trend_paper", "mnist_trend_authors", "mnist_trend_overlap", "mnist_trend_longest")
 
 
-def _lengths_page(stores: dict[str, list[dict[str, Any]] | None], printed: float, run: Any) -> Page:
+def _lengths_page(stores: dict[str, list[RunRecord] | None], printed: float, run: Any) -> Page:
     """Claim A against run length in this book's setup and the authors' (:func:`lengths_frame`,
     :func:`paper_finding` against the paper's ``printed`` ratio); this build's run where neither
     artefact is committed."""
@@ -304,11 +305,14 @@ def _build_figures(run: Any) -> dict[str, Any]:
     from qatlib.report.figures import training as training_plots
     from qatlib.training.recipe import ste_partner
 
+    def final(net: NetId) -> Any:
+        return run.params[net.name]
+
     if "sgd" in run.config.optimizers:
-        panels = [("(a) baseline (SGD)", run.params["sgd/q_net"], run.params["sgd/ste_net"], run.estimator),
-                  ("(b) unadjusted (SGD)", run.params["sgd/q_net"], run.params["sgd/ste_net_unadjusted"], None)]
+        panels = [("(a) baseline (SGD)", final(NetId("sgd", "q_net")), final(NetId("sgd", "ste_net")), run.estimator),
+                  ("(b) unadjusted (SGD)", final(NetId("sgd", "q_net")), final(NetId("sgd", "ste_net_unadjusted")), None)]
     else:
-        panels = [("baseline (Adam)", run.params["adam/q_net"], run.params["adam/ste_net"], None)]
+        panels = [("baseline (Adam)", final(NetId("adam", "q_net")), final(NetId("adam", "ste_net")), None)]
     return {
         "fig_mnist_derivative": training_plots.derivative_per_layer(run.layer_quantizers(), run.estimator, ste_partner(run.estimator, run.quantizers)),
         "fig_mnist_alignment": training_plots.alignment_scatter(panels, run.quantizers),

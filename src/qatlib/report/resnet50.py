@@ -11,9 +11,11 @@ is prose with short calls.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from qatlib.experiments.records import PairRecord, RunRecord
 from qatlib.report import artefacts, claims, markup, seeds
 from qatlib.report import tables as tables_lib
 
@@ -59,15 +61,15 @@ _NOT_RUN = (
 )
 
 
-def _min_over(records: list[dict[str, Any]], key: str, experiments: tuple[str, ...]) -> float | None:
-    values = [r["pairs"][e][key] for r in records for e in experiments if r["pairs"].get(e, {}).get(key) is not None]
+def _min_over(records: list[RunRecord], metric: Callable[[PairRecord], float | None], experiments: tuple[str, ...]) -> float | None:
+    values = [v for r in records for e in experiments if (v := metric(r.pair(e))) is not None]
     return min(values) if values else None
 
 
 def verdicts(run_json: dict[str, Any], paper: dict[str, Any]) -> seeds.Page:
     """Phrases and tables of the claims over the committed seeds, and this build's check."""
     records = seeds.stored(ARTEFACT, chapter="resnet50")
-    run_records = claims.records_of(run_json)
+    run_records = artefacts.run_records(run_json)
     values: dict[str, str] = {"resnet_check": seeds.reproduction(run_records, records), "resnet_artefact": ARTEFACT}
     printed = claims.claims(seeds.paper_metrics(paper, _PAPER_MODEL))
     mnist_printed = claims.claims(seeds.paper_metrics(paper, "mnist"))
@@ -85,21 +87,21 @@ def verdicts(run_json: dict[str, Any], paper: dict[str, Any]) -> seeds.Page:
         for name in names:
             tables[name] = seeds.missing_table(name)
         return seeds.Page(values, tables, {})
-    values["resnet_seeds"] = str(len({r["seed"] for r in records}))
+    values["resnet_seeds"] = str(len({r.seed for r in records}))
     for decision in claims.decide_all(records):
         values[f"resnet_{decision.claim.lower()}_{decision.optimizer}"] = seeds.claim_phrase(decision)
     for optimizer in ("sgd", "adam"):
         chosen = claims.select(records, optimizer)
-        accuracies = [r["nets"]["q_net"]["val_acc"] for r in chosen if r["nets"].get("q_net", {}).get("val_acc") is not None]
+        accuracies = [v for r in chosen if (v := r.net("q_net").val_acc) is not None]
         values[f"resnet_q_acc_{optimizer}"] = seeds.percent_text(claims.difference_interval(accuracies), 3, at_most=1.0) if accuracies else seeds.MISSING
     for key, what, experiments in (
-        ("resnet_weights_low", "agreement", ("baseline", "lr_tweak", "unadjusted")),
-        ("resnet_same_baseline", "prediction_agreement", ("baseline",)),
-        ("resnet_same_lr_tweak", "prediction_agreement", ("lr_tweak",)),
+        ("resnet_weights_low", lambda p: p.agreement, ("baseline", "lr_tweak", "unadjusted")),
+        ("resnet_same_baseline", lambda p: p.prediction_agreement, ("baseline",)),
+        ("resnet_same_lr_tweak", lambda p: p.prediction_agreement, ("lr_tweak",)),
     ):
         lowest = _min_over(records, what, experiments)
         values[key] = markup.percent(lowest) if lowest is not None else seeds.MISSING
-    steps = records[0]["spec"].get("steps")
+    steps = records[0].steps
     tables["tab-resnet-glance"] = markup.table(
         seeds.glance_frame(records, paper, _PAPER_MODEL),
         f"The claims on the ResNet50 stand-in ({ARTEFACT}: {steps} steps on MNIST at 32×32, {values['resnet_seeds']} seeds) "

@@ -17,11 +17,12 @@ seed (:func:`reproduction`), never a second set of results.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
 
+from qatlib.experiments.records import PairRecord, RunRecord
 from qatlib.report import artefacts, claims, markup
 
 __all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "MISSING_CLAIM", "missing_table", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
@@ -56,10 +57,10 @@ def missing_table(name: str) -> Any:
     return markup.table(tables.note_frame(f"The committed artefact is {MISSING}."), "Not in this checkout.", name)
 
 
-def stored(preset: str, chapter: str = "mnist") -> list[dict[str, Any]] | None:
+def stored(preset: str, chapter: str = "mnist") -> list[RunRecord] | None:
     """The records of the committed artefact ``results/<chapter>/<preset>/`` (None where absent)."""
     path = artefacts.metrics_path(chapter, preset)
-    return claims.records_of(artefacts.read_json(path)) if path.is_file() else None
+    return artefacts.run_records(artefacts.read_json(path)) if path.is_file() else None
 
 
 def _minus(text: str) -> str:
@@ -119,8 +120,11 @@ def verdict_text(decision: claims.Decision) -> str:
     return decision.verdict
 
 
-def pair_interval(records: list[dict[str, Any]], experiment: str, key: str, *, ratio: bool = True) -> claims.Interval | None:
-    values = [r["pairs"][experiment][key] for r in records if experiment in r["pairs"] and r["pairs"][experiment].get(key) is not None]
+def pair_interval(records: list[RunRecord], experiment: str, metric: Callable[[PairRecord], float | None], *,
+                  ratio: bool = True) -> claims.Interval | None:
+    """``metric`` of ``experiment``'s pair (e.g. ``lambda pair: pair.E_bar``) over the records' seeds:
+    a ratio interval where every value is positive (``ratio``), else a difference interval."""
+    values = [v for r in records if experiment in r.pairs and (v := metric(r.pairs[experiment])) is not None]
     if not values:
         return None
     if ratio and all(v > 0 for v in values):
@@ -128,7 +132,7 @@ def pair_interval(records: list[dict[str, Any]], experiment: str, key: str, *, r
     return claims.difference_interval(values)
 
 
-def lr_change_interval(records: list[dict[str, Any]]) -> claims.Interval | None:
+def lr_change_interval(records: list[RunRecord]) -> claims.Interval | None:
     """The baseline pair's equivalent lr change over seeds (:func:`qatlib.report.claims.equivalent_lr_change`)."""
     values = [v for r in records if (v := claims.equivalent_lr_change(r)) is not None]
     return claims.ratio_interval(values) if values else None
@@ -151,7 +155,7 @@ def paper_metrics(paper: dict[str, Any], model: str = "mnist") -> dict[str, Any]
     return glance.paper_metrics(paper, model)
 
 
-def glance_frame(records: list[dict[str, Any]], paper: dict[str, Any], model: str = "mnist") -> Any:
+def glance_frame(records: list[RunRecord], paper: dict[str, Any], model: str = "mnist") -> Any:
     """The claims at a glance: per claim the paper's value, ours over seeds (mean and 95% interval),
     the equivalent lr change of the baseline pair, and the verdict."""
     import pandas as pd
@@ -170,7 +174,7 @@ def glance_frame(records: list[dict[str, Any]], paper: dict[str, Any], model: st
     return pd.DataFrame(rows).set_index("claim")
 
 
-def error_frame(records: list[dict[str, Any]], paper: dict[str, Any] | None = None, model: str = "mnist") -> Any:
+def error_frame(records: list[RunRecord], paper: dict[str, Any] | None = None, model: str = "mnist") -> Any:
     """Paper Table 4 with intervals: per pair, Ē over all quantized kernels and over the conv
     kernels, the authors' path-normalised measure and the agreement, each over seeds."""
     import pandas as pd
@@ -182,22 +186,22 @@ def error_frame(records: list[dict[str, Any]], paper: dict[str, Any] | None = No
             continue
         printed = (paper or {}).get("table4", {}).get(model, {}).get(optimizer, {})
         for experiment, label in EXPERIMENT_LABELS.items():
-            if not any(experiment in r["pairs"] for r in chosen):
+            if not any(experiment in r.pairs for r in chosen):
                 continue
             entry = printed.get(experiment, {})
             rows.append({
                 "pair": f"{label} ({_OPTIMIZER[optimizer]})",
                 "Ē, paper": f"{100 * entry['E_bar']:.3g}%" if "E_bar" in entry else "–",
-                "Ē, ours": percent_text(pair_interval(chosen, experiment, "E_bar")),
-                "Ē conv kernels": percent_text(pair_interval(chosen, experiment, "E_bar_conv")),
-                "authors' measure": percent_text(pair_interval(chosen, experiment, "authors_measure")),
+                "Ē, ours": percent_text(pair_interval(chosen, experiment, lambda p: p.E_bar)),
+                "Ē conv kernels": percent_text(pair_interval(chosen, experiment, lambda p: p.E_bar_conv)),
+                "authors' measure": percent_text(pair_interval(chosen, experiment, lambda p: p.authors_measure)),
                 "agreement, paper": f"{100 * entry['agreement']:.2f}%" if "agreement" in entry else "–",
-                "agreement, ours": percent_text(pair_interval(chosen, experiment, "agreement", ratio=False), 4, at_most=1.0),
+                "agreement, ours": percent_text(pair_interval(chosen, experiment, lambda p: p.agreement, ratio=False), 4, at_most=1.0),
             })
     return pd.DataFrame(rows).set_index("pair")
 
 
-def accuracy_frame(records: list[dict[str, Any]]) -> Any:
+def accuracy_frame(records: list[RunRecord]) -> Any:
     """Paper Table 5 over seeds: each net's test and training accuracy, and Q̂-net − STE-net."""
     import pandas as pd
 
@@ -209,7 +213,7 @@ def accuracy_frame(records: list[dict[str, Any]]) -> Any:
         for role, label in (("ste_net", "STE-net"), ("q_net", "Q̂-net")):
             row = {"net": f"{label} ({_OPTIMIZER[optimizer]})"}
             for column, key in (("test acc", "val_acc"), ("train acc", "train_acc"), ("test loss", "val_loss")):
-                values = [r["nets"][role][key] for r in chosen if r["nets"].get(role, {}).get(key) is not None]
+                values = [v for r in chosen if (v := getattr(r.net(role), key)) is not None]
                 interval = claims.difference_interval(values) if values else None
                 if interval is None:
                     row[column] = "–"
@@ -223,7 +227,7 @@ def accuracy_frame(records: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(rows).set_index("net")
 
 
-def yardstick_frame(records: list[dict[str, Any]]) -> Any:
+def yardstick_frame(records: list[RunRecord]) -> Any:
     """The yardsticks of the baseline pair: Ē of the rounding twin and of the lr-tweak pairs beside
     the baseline's, and the lr change the baseline pair is equivalent to (each over seeds)."""
     import pandas as pd
@@ -233,31 +237,31 @@ def yardstick_frame(records: list[dict[str, Any]]) -> Any:
         chosen = claims.select(records, optimizer)
         if not chosen:
             continue
-        momentum = any(r["spec"].get("sgd_momentum", 0.0) for r in chosen)
+        momentum = any(r.spec.get("sgd_momentum", 0.0) for r in chosen)
         row = {"optimizer": {"sgd": "SGD + momentum" if momentum else "SGD", "adam": "Adam"}[optimizer]}
         for experiment in ("rounding", "lr_tweak_0.1pct", "lr_tweak", "lr_tweak_10pct", "baseline"):
-            row[f"Ē {EXPERIMENT_LABELS[experiment]}"] = percent_text(pair_interval(chosen, experiment, "E_bar"))
+            row[f"Ē {EXPERIMENT_LABELS[experiment]}"] = percent_text(pair_interval(chosen, experiment, lambda p: p.E_bar))
         row["baseline ≈ lr change of"] = lr_change_text(lr_change_interval(chosen))
         rows.append(row)
     return pd.DataFrame(rows).set_index("optimizer")
 
 
-def _pair_values(records: Iterable[dict[str, Any]]) -> dict[tuple[int, str, str], float]:
+def _pair_values(records: Iterable[RunRecord]) -> dict[tuple[int, str, str], float]:
     return {
-        (r["seed"], r["spec"]["optimizer"], experiment): pair["E_bar"]
-        for r in records for experiment, pair in r["pairs"].items() if pair.get("E_bar") is not None
+        (r.seed, r.optimizer, experiment): pair.E_bar
+        for r in records for experiment, pair in r.pairs.items() if pair.E_bar is not None
     }
 
 
-def reproduction(run_records: list[dict[str, Any]], committed: list[dict[str, Any]] | None) -> str:
+def reproduction(run_records: list[RunRecord], committed: list[RunRecord] | None) -> str:
     """How this build's run (one seed) compares with the committed artefact's record of that seed:
     "equal bit for bit", or the largest relative difference of Ē over the pairs, and whether each
     of this run's claim ratios lies inside the committed interval over seeds."""
     if not committed:
         return "no committed artefact to compare with"
-    seed = run_records[0]["seed"]
-    steps = run_records[0]["spec"]["steps"]
-    same_seed = [r for r in committed if r["seed"] == seed and r["spec"].get("steps") == steps]
+    seed = run_records[0].seed
+    steps = run_records[0].steps
+    same_seed = [r for r in committed if r.seed == seed and r.steps == steps]
     ours, theirs = _pair_values(run_records), _pair_values(same_seed)
     shared = sorted(set(ours) & set(theirs))
     if not shared:
@@ -270,7 +274,7 @@ def reproduction(run_records: list[dict[str, Any]], committed: list[dict[str, An
     inside, outside = [], []
     for optimizer, claim in claims.CLAIMS:
         mine = claims.decide(run_records, optimizer, claim).value
-        committed_value = claims.decide([r for r in committed if r["spec"].get("steps") == steps], optimizer, claim).value
+        committed_value = claims.decide([r for r in committed if r.steps == steps], optimizer, claim).value
         if mine is None or committed_value is None or committed_value.n < 2:
             continue
         (inside if committed_value.contains(mine.mean) else outside).append(f"{claim} ({optimizer})")
@@ -301,7 +305,7 @@ def cell_text(decision: claims.Decision) -> str:
     return f"{text} {decision.verdict}"
 
 
-def setups_frame(setups: dict[str, list[dict[str, Any]] | None]) -> Any:
+def setups_frame(setups: dict[str, list[RunRecord] | None]) -> Any:
     """The claims on several committed setups: per setup, each claim's statistic over seeds and
     its verdict (a dash where the setup did not train that optimizer)."""
     import pandas as pd
@@ -310,9 +314,9 @@ def setups_frame(setups: dict[str, list[dict[str, Any]] | None]) -> Any:
     for label, records in setups.items():
         row = {"setup": label, "seeds": "–"}
         if records:
-            steps = max(r["spec"].get("steps") or 0 for r in records)
-            at = [r for r in records if (r["spec"].get("steps") or 0) == steps]
-            row["seeds"] = str(len({r["seed"] for r in at}))
+            steps = max(r.steps or 0 for r in records)
+            at = [r for r in records if (r.steps or 0) == steps]
+            row["seeds"] = str(len({r.seed for r in at}))
             decided = {(d.optimizer, d.claim): d for d in claims.decide_all(at)}
         else:
             decided = {}
@@ -322,7 +326,7 @@ def setups_frame(setups: dict[str, list[dict[str, Any]] | None]) -> Any:
     return pd.DataFrame(rows).set_index("setup")
 
 
-def mirror_room_frame(records: list[dict[str, Any]]) -> Any:
+def mirror_room_frame(records: list[RunRecord]) -> Any:
     """Per pair, over seeds: tracked weights that changed level, the share of them visiting the same
     sequence of levels in both nets, and the mean steps between paired crossings."""
     import pandas as pd
@@ -331,7 +335,7 @@ def mirror_room_frame(records: list[dict[str, Any]]) -> Any:
     for optimizer in ("sgd", "adam"):
         chosen = claims.select(records, optimizer)
         for experiment in ("baseline", "lr_tweak", "unadjusted", "rounding"):
-            rooms = [r["pairs"][experiment]["mirror_room"] for r in chosen if "mirror_room" in r["pairs"].get(experiment, {})]
+            rooms = [room for r in chosen if (room := r.pair(experiment).mirror_room) is not None]
             if not rooms:
                 continue
             same = claims.difference_interval([room["same_sequence_among_moving"] for room in rooms])
@@ -345,14 +349,14 @@ def mirror_room_frame(records: list[dict[str, Any]]) -> Any:
     return pd.DataFrame(rows).set_index("pair")
 
 
-def mean_history(records: list[dict[str, Any]]) -> dict[str, Any]:
+def mean_history(records: list[RunRecord]) -> dict[str, Any]:
     """E^(t) of every pair as the geometric mean over seeds (zeros kept), in the history shape of
     :func:`qatlib.report.figures.training.error_curves`."""
-    history: dict[str, Any] = {"steps": records[0]["log_steps"]}
+    history: dict[str, Any] = {"steps": records[0].log_steps}
     for optimizer in ("sgd", "adam"):
         chosen = claims.select(records, optimizer)
         for experiment in ("baseline", "lr_tweak", "unadjusted"):
-            curves = [r["pairs"][experiment]["E_t"]["E_bar"] for r in chosen if experiment in r["pairs"]]
+            curves = [r.pairs[experiment].E_t.E_bar for r in chosen if experiment in r.pairs]
             if curves:
                 values = np.asarray(curves, np.float64)
                 with np.errstate(divide="ignore"):

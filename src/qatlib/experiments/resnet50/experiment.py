@@ -16,6 +16,7 @@ import numpy as np
 from qatlib import data as data_lib
 from qatlib import estimators, metrics, models
 from qatlib.experiments.comparison import q_hat
+from qatlib.experiments.records import NetId
 from qatlib.experiments.resnet50.branches import NET_NAMES, OptimizerRun, branch_plan, run_optimizer
 from qatlib.experiments.resnet50.config import BRANCHES, PyTree, ResNet50Config
 from qatlib.quantizers import quantized_leaves
@@ -217,7 +218,7 @@ def _evaluate(run: OptimizerRun, setup: _Setup, cfg: ResNet50Config, evaluate: C
             **values,
             **conv_metrics(branch),
             "prediction_agreement": float(np.mean(reference == evaluations[NET_NAMES[branch]]["val"]["predictions"])),
-            "nets": [f"{run.optimizer}/q_net", f"{run.optimizer}/{NET_NAMES[branch]}"],
+            "nets": [NetId(run.optimizer, "q_net").name, NetId(run.optimizer, NET_NAMES[branch]).name],
         }
         for branch, values in run.metrics.items()
     }
