@@ -135,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
     sys.path.insert(0, str(ROOT / "src"))
+    from qatlib.experiments.sweep import with_xla_flag
     from qatlib.report.artefacts import cpu_isa, device_info, write_json
 
     report: dict = {"batch": args.batch, "microbatch": args.microbatch, "steps": args.steps, "repeats": args.repeats,
                     "load_average_before": list(os.getloadavg()), "variants": {}}
     for variant in variants:
-        env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + VARIANTS[variant]).strip())
+        env = dict(os.environ, XLA_FLAGS=with_xla_flag(VARIANTS[variant]))
         out = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--batch", str(args.batch), "--microbatch",
              str(args.microbatch), "--steps", str(args.steps), "--repeats", str(args.repeats)],
