@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.isa_cap and os.environ.get(ISA_CAP_MARK) != args.isa_cap:  # XLA reads its flags once: start afresh
         os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)], _capped_env())
     settings = SETTINGS[args.device]
-    isa = "avx2cap" if args.isa_cap else results.cpu_isa().lower().replace("-", "")
+    isa = "avx2cap" if args.isa_cap else results.isa_tag()
     suffix = f"_{isa}" if args.device == "cpu" else f"_{args.device}"
     output = args.output or str(ROOT / "benchmarks" / "results" / f"mnist_step{suffix}.json")
 
