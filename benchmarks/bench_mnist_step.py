@@ -168,7 +168,7 @@ def seeds_times(seeds: int, steps: int, repeats: int, microbatch: int, conv_impl
 
 def _in_processes(seeds: int, steps: int, repeats: int, microbatch: int, conv_impl: str) -> list[float]:
     """Each seed's seconds per seven-net step, measured in ``seeds`` child processes at once."""
-    env = dict(os.environ, XLA_FLAGS=f"{os.environ.get('XLA_FLAGS', '')} {sweep.SINGLE_THREAD_FLAG}".strip())
+    env = dict(os.environ, XLA_FLAGS=sweep.with_xla_flag(sweep.SINGLE_THREAD_FLAG))
     children = [
         subprocess.Popen([sys.executable, __file__, "--child-seed", str(seed), "--steps", str(steps), "--repeats",
                           str(repeats), "--child-microbatch", str(microbatch), "--child-conv-impl", conv_impl],
@@ -308,7 +308,7 @@ ISA_CAP_MARK = "QATLIB_BENCH_ISA_CAP"
 
 def _capped_env() -> dict[str, str]:
     env = dict(os.environ, **{ISA_CAP_MARK: "AVX2"})
-    env["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} {ISA_CAP_ENV['XLA_FLAGS']}".strip()
+    env["XLA_FLAGS"] = sweep.with_xla_flag(ISA_CAP_ENV["XLA_FLAGS"])
     env.update({k: v for k, v in ISA_CAP_ENV.items() if k != "XLA_FLAGS"})
     return env
 
@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.isa_cap and os.environ.get(ISA_CAP_MARK) != args.isa_cap:  # XLA reads its flags once: start afresh
         os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)], _capped_env())
     settings = SETTINGS[args.device]
-    isa = "avx2cap" if args.isa_cap else results.cpu_isa().lower().replace("-", "")
+    isa = "avx2cap" if args.isa_cap else results.isa_tag()
     suffix = f"_{isa}" if args.device == "cpu" else f"_{args.device}"
     output = args.output or str(ROOT / "benchmarks" / "results" / f"mnist_step{suffix}.json")
 

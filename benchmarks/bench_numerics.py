@@ -107,7 +107,7 @@ def main() -> None:
         "versions": artefacts.package_versions(),
         "settings": results,
     }
-    isa = device["isa"].lower().replace("-", "").replace(".", "")
+    isa = artefacts.isa_tag(device["isa"])
     path = Path(args.output or ROOT / "benchmarks" / "results" / f"numerics_{isa}.json")
     artefacts.write_json(path, report)
     for name, entry in results.items():

@@ -135,12 +135,13 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown --variants {unknown}; choose from {sorted(VARIANTS)}")
     sys.path.insert(0, str(ROOT / "src"))
-    from qatlib.report.artefacts import cpu_isa, device_info, write_json
+    from qatlib.experiments.sweep import with_xla_flag
+    from qatlib.report.artefacts import device_info, isa_tag, write_json
 
     report: dict = {"batch": args.batch, "microbatch": args.microbatch, "steps": args.steps, "repeats": args.repeats,
                     "load_average_before": list(os.getloadavg()), "variants": {}}
     for variant in variants:
-        env = dict(os.environ, XLA_FLAGS=(os.environ.get("XLA_FLAGS", "") + " " + VARIANTS[variant]).strip())
+        env = dict(os.environ, XLA_FLAGS=with_xla_flag(VARIANTS[variant]))
         out = subprocess.run(
             [sys.executable, __file__, "--child", variant, "--batch", str(args.batch), "--microbatch",
              str(args.microbatch), "--steps", str(args.steps), "--repeats", str(args.repeats)],
@@ -156,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
         _print_variant(variant, measured)
     report["load_average_after"] = list(os.getloadavg())
     report["machine"] = device_info()
-    output = args.output or str(ROOT / "benchmarks" / "results" / f"profile_mnist_step_{cpu_isa().lower().replace('-', '')}.json")
+    output = args.output or str(ROOT / "benchmarks" / "results" / f"profile_mnist_step_{isa_tag()}.json")
     write_json(output, report)
     print(f"wrote {output}")
     return 0

@@ -30,10 +30,23 @@ from typing import Any
 
 from qatlib import files
 
-__all__ = ["Task", "SINGLE_THREAD_FLAG", "run_tasks"]
+__all__ = ["Task", "SINGLE_THREAD_FLAG", "with_xla_flag", "run_tasks"]
 
 #: Added to ``XLA_FLAGS`` in worker processes: XLA:CPU's matrix products on one thread.
 SINGLE_THREAD_FLAG = "--xla_cpu_multi_thread_eigen=false"
+
+
+def with_xla_flag(flag: str, flags: str | None = None) -> str:
+    """An ``XLA_FLAGS`` value: ``flags`` (by default the environment's ``XLA_FLAGS``, ``""`` when unset)
+    with ``flag`` appended after a space, the ends stripped. Nothing is de-duplicated, and nothing is
+    written to the environment: the caller puts the value where a process (or its children) reads it.
+
+    >>> with_xla_flag("--b=2", ""), with_xla_flag("--b=2", "--a=1"), with_xla_flag("", "--a=1")
+    ('--b=2', '--a=1 --b=2', '--a=1')
+    """
+    if flags is None:
+        flags = os.environ.get("XLA_FLAGS", "")
+    return f"{flags} {flag}".strip()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -93,7 +106,7 @@ def run_tasks(
     else:
         context = multiprocessing.get_context("spawn")
         previous = os.environ.get("XLA_FLAGS")
-        os.environ["XLA_FLAGS"] = f"{previous or ''} {SINGLE_THREAD_FLAG}".strip()  # inherited by the workers
+        os.environ["XLA_FLAGS"] = with_xla_flag(SINGLE_THREAD_FLAG, previous or "")  # inherited by the workers
         try:
             with concurrent.futures.ProcessPoolExecutor(max_workers=min(workers, len(todo)), mp_context=context) as pool:
                 futures = {pool.submit(_call, tasks[index], paths[index]): index for index in todo}

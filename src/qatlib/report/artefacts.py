@@ -45,6 +45,7 @@ __all__ = [
     "RUN_DEPENDENT_KEYS",
     "differing_values",
     "cpu_isa",
+    "isa_tag",
     "device_info",
     "package_versions",
     "provenance",
@@ -175,6 +176,16 @@ def cpu_isa(flags: str | None = None) -> str:
             flags = ""
     present = set(flags.replace(":", " ").split())
     return next((name for flag, name in ISA_LEVELS if flag in present), "unknown")
+
+
+def isa_tag(isa: str | None = None) -> str:
+    """``isa`` (by default this CPU's :func:`cpu_isa`) as the tag in a benchmark result's file name:
+    lower case, without ``-`` and ``.``.
+
+    >>> isa_tag("AVX-512"), isa_tag("AVX2"), isa_tag("SSE4.2"), isa_tag("unknown")
+    ('avx512', 'avx2', 'sse42', 'unknown')
+    """
+    return (cpu_isa() if isa is None else isa).lower().replace("-", "").replace(".", "")
 
 
 def device_info() -> dict[str, Any]:

@@ -310,7 +310,7 @@ def train_lockstep(
         if step == start_step + 1:
             jax.block_until_ready(states)
             first_step_seconds = time.perf_counter() - start
-        record.pending.append((step, logs, observation))
+        record.add(step, logs, observation)
         if step in record.points:
             record.flush()
             log(step)
@@ -356,6 +356,10 @@ class _HostRecord:
         if self.observing:
             self.buffers["observations"] = jax.tree.map(lambda x: np.zeros((steps, *x.shape), x.dtype), observation_shapes)
         self.pending: list[tuple[int, dict[str, jax.Array], PyTree]] = []
+
+    def add(self, step: int, logs: dict[str, jax.Array], observation: PyTree) -> None:
+        """Hold step ``step``'s device outputs in ``pending`` until the next :meth:`flush`."""
+        self.pending.append((step, logs, observation))
 
     def log(self, step: int, values: Mapping[str, float]) -> None:
         """Keep ``on_log``'s ``values`` at logging point ``step``."""
