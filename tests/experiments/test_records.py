@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import jax
 import jax.numpy as jnp
 import pytest
@@ -88,3 +90,21 @@ def test_comparison_pairs_name_their_nets_by_id():
         ("lr_tweak_10pct", "q_net", "q_net_lr_tweak_10pct"), ("rounding", "q_net", "q_net_rounding"),
     ]
     assert all(p.net_a in names and p.net_b in names and p.a.label == "sgd" for p in pairs)
+
+
+def test_a_resnet50_result_gives_the_same_records_seeded_or_single():
+    from qatlib.experiments.resnet50 import ResNet50Result
+
+    pair = PairRecord(E_bar=0.01, E_bar_conv=0.02, agreement=0.9, agreement_conv=0.8, prediction_agreement=0.95,
+                      nets=(NetId("sgd", "q_net"), NetId("sgd", "ste_net")))
+    nets = {"q_net": NetRecord(train_acc=0.9, train_loss=0.3, val_acc=0.88, val_loss=0.35), "ste_net": NetRecord(val_acc=0.87)}
+    result = ResNet50Result(
+        pairs={"adam": {"baseline": pair}, "sgd": {"baseline": pair}}, nets={"adam": nets, "sgd": nets},
+        history={"steps": [10, 20], "shared_steps": 10}, losses={}, description={"alpha": {"k": 0.6}},
+        train_seconds=5.0, seconds=6.0, data_parallel_devices=1, parallel={},
+    )
+    seeded = result.records(seed=3, steps=20)
+    assert [r.optimizer for r in seeded] == ["sgd", "adam"] and all(r.train_seconds == 5.0 for r in seeded)
+    single = artefacts.run_records({**result.to_json(), "provenance": {"steps": 20, "config": {"seed": 3}}})
+    assert [dataclasses.replace(r, train_seconds=5.0) for r in single] == seeded
+    assert result.to_json()["sgd"]["baseline"]["nets"] == ["sgd/q_net", "sgd/ste_net"]

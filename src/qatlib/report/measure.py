@@ -7,7 +7,6 @@ untracked ``runs/`` otherwise, so a book build never rewrites a committed artefa
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import time
 from pathlib import Path
@@ -17,7 +16,7 @@ from qatlib import data
 from qatlib.experiments.beyond import BeyondConfig, run_sweep
 from qatlib.experiments.mnist import MNISTConfig, MNISTRun, run_mnist, run_seeds
 from qatlib.experiments.records import RunRecord
-from qatlib.experiments.resnet50 import ResNet50Config, run_experiment
+from qatlib.experiments.resnet50 import ResNet50Config, ResNet50Result, run_experiment
 from qatlib.report import artefacts
 from qatlib.training.checkpoint import run_lock
 
@@ -67,15 +66,13 @@ def check_mnist(config: MNISTConfig) -> MNISTRun:
     return run_mnist(first)
 
 
-def resnet50_artefact(out: dict[str, Any], config: ResNet50Config, preset: str) -> dict[str, Any]:
-    """The results JSON of a ResNet50 run (:func:`run_experiment`'s output) with its provenance."""
-    out = dict(out)
-    seconds, devices = out.pop("seconds"), out.pop("data_parallel_devices")
-    parallel = out.pop("parallel", None) or {"process_count": 1, "devices_per_process": devices, "coordinator": "single process"}
+def resnet50_artefact(result: ResNet50Result, config: ResNet50Config, preset: str) -> dict[str, Any]:
+    """The results JSON of a ResNet50 run (:func:`run_experiment`'s result) with its provenance."""
+    out = result.to_json()
     out["provenance"] = artefacts.provenance(
-        data=out["data"], steps=config.total_steps, seconds=seconds, config=config, preset=preset,
-        train_seconds=out["train_seconds"], data_parallel_devices=devices,
-        processes={key: parallel[key] for key in ("process_count", "devices_per_process", "coordinator")},
+        data=result.description["data"], steps=config.total_steps, seconds=result.seconds, config=config, preset=preset,
+        train_seconds=result.train_seconds, data_parallel_devices=result.data_parallel_devices,
+        processes={key: result.parallel[key] for key in ("process_count", "devices_per_process", "coordinator")},
     )
     return out
 
@@ -118,10 +115,8 @@ def measure_resnet50(config: ResNet50Config, preset: str, *, progress: bool = Tr
         one = config.replace(seed=seed, seeds=())
         checkpoints = str(artefacts.checkpoint_dir("resnet50", preset, one)) if one.checkpoint_every else None
         result = run_experiment(one, progress=progress, checkpoint_dir=checkpoints)
-        data_note = result["data"]
-        for record in artefacts.run_records(result):
-            records.append(dataclasses.replace(record, seed=seed, spec={**record.spec, "steps": config.total_steps},
-                                               train_seconds=result["train_seconds"]))
+        data_note = result.description["data"]
+        records += result.records(seed, config.total_steps)
     out = {
         "runs": [record.to_json() for record in records],
         "provenance": artefacts.provenance(data=data_note, steps=config.total_steps, seconds=time.perf_counter() - start,

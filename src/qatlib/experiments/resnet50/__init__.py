@@ -15,7 +15,7 @@ from qatlib.experiments.resnet50.branches import (
     NET_NAMES, BranchPlan, OptimizerRun, branch_plan, branch_start, lr_scale_tree, run_optimizer,
 )
 from qatlib.experiments.resnet50.config import BRANCHES, CONTROLS, PRESETS, ResNet50Config
-from qatlib.experiments.resnet50.experiment import run_experiment
+from qatlib.experiments.resnet50.experiment import ResNet50Result, run_experiment
 
 __all__ = [
     "ResNet50Config",
@@ -28,6 +28,7 @@ __all__ = [
     "branch_start",
     "lr_scale_tree",
     "run_experiment",
+    "ResNet50Result",
     "run_optimizer",
     "OptimizerRun",
 ]

@@ -16,7 +16,7 @@ import numpy as np
 from qatlib import data as data_lib
 from qatlib import estimators, metrics, models
 from qatlib.experiments.comparison import q_hat
-from qatlib.experiments.records import NetId
+from qatlib.experiments.records import NetId, NetRecord, PairRecord, RunRecord
 from qatlib.experiments.resnet50.branches import NET_NAMES, OptimizerRun, branch_plan, run_optimizer
 from qatlib.experiments.resnet50.config import BRANCHES, PyTree, ResNet50Config
 from qatlib.quantizers import quantized_leaves
@@ -25,6 +25,47 @@ from qatlib.training.checkpoint import run_lock
 from qatlib.training.parallel import DataParallel, process_group
 
 EVAL_BATCH = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class ResNet50Result:
+    """What :func:`run_experiment` measured: per optimizer, each branch's pair with Q-hat-net at the
+    end (paper Table 4) and every net's accuracy and loss (Table 5); the branches' Ē and agreement
+    along training from the branch point (``history``: ``steps``, ``shared_steps`` and, per
+    optimizer and branch, ``{"E_bar": [...], "agreement": [...]}``); each net's training loss per
+    step; the description of what ran (α, w_max, estimators, model, data); wall times; and the
+    devices and processes that ran it."""
+
+    pairs: dict[str, dict[str, PairRecord]]
+    nets: dict[str, dict[str, NetRecord]]
+    history: dict[str, Any]
+    losses: dict[str, dict[str, list[float]]]
+    description: dict[str, Any]
+    train_seconds: float
+    seconds: float
+    data_parallel_devices: int
+    parallel: dict[str, Any]
+
+    def records(self, seed: int, steps: int) -> list[RunRecord]:
+        """One :class:`~qatlib.experiments.records.RunRecord` per optimizer (SGD first), as a seeded
+        artefact holds them."""
+        return [
+            RunRecord(seed=seed, spec={"optimizer": optimizer, "steps": steps}, pairs=self.pairs[optimizer],
+                      nets=self.nets[optimizer], train_seconds=self.train_seconds)
+            for optimizer in ("sgd", "adam") if optimizer in self.pairs
+        ]
+
+    def to_json(self) -> dict[str, Any]:
+        """The single-run artefact's results (provenance is the report's): ``accuracy``, ``E_t``,
+        ``losses``, one entry per optimizer, the description and ``train_seconds``."""
+        return {
+            "accuracy": {optimizer: {role: net.to_json() for role, net in nets.items()} for optimizer, nets in self.nets.items()},
+            "E_t": self.history,
+            "losses": self.losses,
+            **{optimizer: {branch: pair.to_json() for branch, pair in pairs.items()} for optimizer, pairs in self.pairs.items()},
+            **self.description,
+            "train_seconds": self.train_seconds,
+        }
 
 
 def _first_examples(batches: Any, count: int) -> Any:
@@ -103,7 +144,7 @@ def _data_description(data: Any, cfg: Any) -> dict[str, Any]:
 
 def run_experiment(
     cfg: ResNet50Config, *, progress: bool = False, checkpoint_dir: str | None = None
-) -> dict[str, Any]:
+) -> ResNet50Result:
     """Run the ResNet50 chapter's experiment for ``cfg`` (no I/O beyond optional checkpoints).
 
     With ``cfg.checkpoint_every > 0`` both phases checkpoint under ``cfg.checkpoint_dir`` or, when
@@ -116,12 +157,8 @@ def run_experiment(
     processes share the batch, checkpoints are written collectively, and each process returns the
     same result.
 
-    Returns the results JSON (the MNIST chapter's keys): per optimizer the Table 4 branches
-    ``{"E_bar", "agreement", "prediction_agreement", "nets"}``; ``"accuracy"`` (Table 5, every
-    net, training and validation accuracy and loss in eval mode); ``"E_t"`` (E_bar and agreement
-    along training from the branch point); ``"losses"``; ``"alpha"``; ``"seconds"`` (provenance is
-    added by :func:`qatlib.report.measure.measure_resnet50`, with ``"parallel"``: the processes and
-    devices that ran it).
+    Returns a :class:`ResNet50Result`; :func:`qatlib.report.measure.measure_resnet50` writes it
+    (:meth:`ResNet50Result.to_json`) with its provenance.
     """
     checkpoint_dir = cfg.checkpoint_dir or checkpoint_dir
     with run_lock(checkpoint_dir if checkpoint_dir and cfg.checkpoint_every > 0 else None):
@@ -158,12 +195,15 @@ def _build(cfg: ResNet50Config) -> _Setup:
     return _Setup(data, data_parallel, estimator, model, variables, models.quantizer_tree(variables["params"], cfg.bits))
 
 
-def _run_experiment(cfg: ResNet50Config, *, progress: bool, checkpoint_dir: str | None) -> dict[str, Any]:
+def _run_experiment(cfg: ResNet50Config, *, progress: bool, checkpoint_dir: str | None) -> ResNet50Result:
     start = time.perf_counter()
     setup = _build(cfg)
     batch_fn = _train_batches(setup.data, cfg, setup.data_parallel)
     evaluate = lockstep.make_evaluator(setup.model, setup.data_parallel)
-    out: dict[str, Any] = {"accuracy": {}, "E_t": {}, "losses": {}}
+    nets: dict[str, dict[str, NetRecord]] = {}
+    pairs: dict[str, dict[str, PairRecord]] = {}
+    history: dict[str, Any] = {}
+    losses: dict[str, dict[str, list[float]]] = {}
     train_seconds = 0.0
     for optimizer in cfg.optimizers:
         run = run_optimizer(
@@ -175,20 +215,18 @@ def _run_experiment(cfg: ResNet50Config, *, progress: bool, checkpoint_dir: str 
             progress=progress, branches=BRANCHES[optimizer] + tuple(cfg.controls),
         )
         train_seconds += run.seconds
-        out["accuracy"][optimizer], out[optimizer] = _evaluate(run, setup, cfg, evaluate)
-        out["E_t"]["steps"] = run.curve_steps
-        out["E_t"]["shared_steps"] = run.shared_steps
-        out["E_t"][optimizer] = run.curves
-        out["losses"][optimizer] = run.losses
-    out.update(_description(setup, cfg))
-    out["train_seconds"] = train_seconds
-    out["seconds"] = time.perf_counter() - start
-    out["data_parallel_devices"] = setup.data_parallel.num_devices
-    out["parallel"] = dataclasses.asdict(process_group())
-    return out
+        nets[optimizer], pairs[optimizer] = _evaluate(run, setup, cfg, evaluate)
+        history.update(steps=run.curve_steps, shared_steps=run.shared_steps)
+        history[optimizer] = run.curves
+        losses[optimizer] = run.losses
+    return ResNet50Result(
+        pairs=pairs, nets=nets, history=history, losses=losses, description=_description(setup, cfg),
+        train_seconds=train_seconds, seconds=time.perf_counter() - start,
+        data_parallel_devices=setup.data_parallel.num_devices, parallel=dataclasses.asdict(process_group()),
+    )
 
 
-def _evaluate(run: OptimizerRun, setup: _Setup, cfg: ResNet50Config, evaluate: Callable) -> tuple[dict[str, Any], dict[str, Any]]:
+def _evaluate(run: OptimizerRun, setup: _Setup, cfg: ResNet50Config, evaluate: Callable) -> tuple[dict[str, NetRecord], dict[str, PairRecord]]:
     """One optimizer's Table 5 (every net's accuracy and loss on the train and test examples) and
     Table 4 (each branch's alignment with Q-hat-net: E_bar and agreement over all quantized kernels
     and over the convolutions, and how often their test predictions agree), with ``evaluate``
@@ -199,30 +237,24 @@ def _evaluate(run: OptimizerRun, setup: _Setup, cfg: ResNet50Config, evaluate: C
         for name, state in run.states.items()
     }
     accuracy = {
-        name: {
-            "train_acc": ev["train"]["accuracy"], "train_loss": ev["train"]["loss"],
-            "val_acc": ev["val"]["accuracy"], "val_loss": ev["val"]["loss"],
-        }
+        name: NetRecord(train_acc=ev["train"]["accuracy"], train_loss=ev["train"]["loss"],
+                        val_acc=ev["val"]["accuracy"], val_loss=ev["val"]["loss"])
         for name, ev in evaluations.items()
     }
     reference = evaluations["q_net"]["val"]["predictions"]
     convs = metrics.select_layers(setup.quantizers, lambda path: not path.startswith("head"))  # every conv kernel
 
-    def conv_metrics(branch: str) -> dict[str, float]:
+    def pair(branch: str, values: dict[str, float]) -> PairRecord:
         a, b = run.states["q_net"].params, run.states[NET_NAMES[branch]].params
         mapped = setup.estimator if branch_plan(branch, run.optimizer, setup.estimator, setup.quantizers).compare_mapped else None
-        return {"E_bar_conv": metrics.E_bar(a, b, convs, mapped), "agreement_conv": metrics.agreement(a, b, convs)}
+        return PairRecord(
+            E_bar=values["E_bar"], agreement=values["agreement"],
+            E_bar_conv=metrics.E_bar(a, b, convs, mapped), agreement_conv=metrics.agreement(a, b, convs),
+            prediction_agreement=float(np.mean(reference == evaluations[NET_NAMES[branch]]["val"]["predictions"])),
+            nets=(NetId(run.optimizer, "q_net"), NetId(run.optimizer, NET_NAMES[branch])),
+        )
 
-    pairs = {
-        branch: {
-            **values,
-            **conv_metrics(branch),
-            "prediction_agreement": float(np.mean(reference == evaluations[NET_NAMES[branch]]["val"]["predictions"])),
-            "nets": [NetId(run.optimizer, "q_net").name, NetId(run.optimizer, NET_NAMES[branch]).name],
-        }
-        for branch, values in run.metrics.items()
-    }
-    return accuracy, pairs
+    return accuracy, {branch: pair(branch, values) for branch, values in run.metrics.items()}
 
 
 def _description(setup: _Setup, cfg: ResNet50Config) -> dict[str, Any]:
