@@ -105,10 +105,10 @@ def test_sweep_resumes_from_its_cache(mnist, tmp_path, monkeypatch):
         microbatch=0, eval_examples=100, log_points=1, progress=False,
     )
     first = beyond.run_sweep(config, cache_dir=tmp_path, dataset=mnist)
-    assert [run["series"] for run in first] == ["signsgd", "lion"]
+    assert [run.series for run in first] == ["signsgd", "lion"]
     assert len(list(tmp_path.glob("*.json"))) == 2
-    assert first[0]["pairs"]["baseline"]["E_bar"] == 0.0
-    assert set(first[0]["nets"]) == {"q_net", "ste_net", "q_net_lr_tweak"}
+    assert first[0].pairs["baseline"].E_bar == 0.0
+    assert set(first[0].nets) == {"q_net", "ste_net", "q_net_lr_tweak"}
 
     def fail(*args, **kwargs):
         raise AssertionError("a cached run was trained again")

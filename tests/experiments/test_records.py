@@ -10,7 +10,7 @@ import pytest
 
 from qatlib import models
 from qatlib.experiments import comparison
-from qatlib.experiments.records import METRICS, NetId, NetRecord, PairMetrics, PairRecord, RunRecord
+from qatlib.experiments.records import METRICS, NetId, NetRecord, PairMetrics, PairRecord, RunRecord, SweepRecord
 from qatlib.report import artefacts
 
 
@@ -108,3 +108,19 @@ def test_a_resnet50_result_gives_the_same_records_seeded_or_single():
     single = artefacts.run_records({**result.to_json(), "provenance": {"steps": 20, "config": {"seed": 3}}})
     assert [dataclasses.replace(r, train_seconds=5.0) for r in single] == seeded
     assert result.to_json()["sgd"]["baseline"]["nets"] == ["sgd/q_net", "sgd/ste_net"]
+
+
+def _without_none(value):
+    if isinstance(value, dict):
+        return {key: _without_none(v) for key, v in value.items() if v is not None}
+    return value
+
+
+def test_every_committed_sweep_run_reads_back_with_its_values():
+    paths = sorted(artefacts.results_root().glob("beyond/*/metrics.json"))
+    assert len(paths) >= 9
+    for path in paths:
+        artefact = artefacts.read_json(path)
+        for run, record in zip(artefact["runs"], artefacts.sweep_records(artefact), strict=True):
+            assert record.to_json() == _without_none(run), path  # an explicit null reads as a field not measured
+            assert SweepRecord.from_json(record.to_json()) == record

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
 import pytest
 
+from qatlib.experiments.records import SweepRecord
 from qatlib.report import beyond
 
 
 def _runs(series: str, xs, seeds, e_base, e_tweak, acc=lambda x: 0.9):
     return [
-        {"section": "learning_rate", "series": series, "x": x, "seed": seed,
-         "nets": {"q_net": {"val_acc": acc(x)}},
-         "pairs": {"baseline": {"E_bar": e_base(x, seed), "E_bar_conv": e_base(x, seed), "agreement": 1.0},
-                   "lr_tweak": {"E_bar": e_tweak(x, seed), "E_bar_conv": e_tweak(x, seed), "agreement": 1.0}}}
+        SweepRecord.from_json({
+            "section": "learning_rate", "series": series, "x": x, "seed": seed, "spec": {},
+            "nets": {"q_net": {"val_acc": acc(x)}},
+            "pairs": {"baseline": {"E_bar": e_base(x, seed), "E_bar_conv": e_base(x, seed), "agreement": 1.0},
+                      "lr_tweak": {"E_bar": e_tweak(x, seed), "E_bar_conv": e_tweak(x, seed), "agreement": 1.0}}})
         for x in xs for seed in seeds
     ]
 
@@ -34,7 +37,7 @@ def test_slopes_recover_the_powers_with_their_spread():
 def test_breaking_points_find_the_ratio_crossing_and_the_collapse():
     xs = [0.1, 1.0, 10.0, 100.0]
     runs = _runs("adam", xs, (0,), lambda x, s: x ** 2, lambda x, s: x, acc=lambda x: 0.9 if x < 50 else 0.1)
-    runs[-1]["pairs"]["baseline"]["E_bar"] = None  # diverged
+    runs[-1].pairs["baseline"] = dataclasses.replace(runs[-1].pairs["baseline"], E_bar=None)  # diverged
     frame = beyond.pairs_frame(runs)
     row = beyond.breaking_points(frame, reference={"adam": 1.0}).iloc[0]
     assert row.ratio_above_1 == 10.0  # x^2 / x > 1 from x = 10 on (x = 1 is equal, not above)
@@ -44,9 +47,10 @@ def test_breaking_points_find_the_ratio_crossing_and_the_collapse():
 
 def test_verdicts_read_the_numbers():
     runs = [
-        {"section": "momentum", "series": "sgd", "x": 0.9, "seed": seed, "nets": {"q_net": {"val_acc": 0.9}},
-         "pairs": {name: {"E_bar": value, "E_bar_conv": value, "agreement": 1.0}
-                   for name, value in (("baseline", 10.0), ("diagnostic", diag), ("lr_tweak", 1.0))}}
+        SweepRecord.from_json({
+            "section": "momentum", "series": "sgd", "x": 0.9, "seed": seed, "spec": {}, "nets": {"q_net": {"val_acc": 0.9}},
+            "pairs": {name: {"E_bar": value, "E_bar_conv": value, "agreement": 1.0}
+                      for name, value in (("baseline", 10.0), ("diagnostic", diag), ("lr_tweak", 1.0))}})
         for seed, diag in ((0, 0.5), (1, 0.7))
     ]
     frame = beyond.pairs_frame(runs)

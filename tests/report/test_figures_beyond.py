@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import pytest  # noqa: E402
 
+from qatlib.experiments.records import SweepRecord  # noqa: E402
 from qatlib.report import beyond as analysis  # noqa: E402
 from qatlib.report.figures import beyond as figures  # noqa: E402
 from qatlib.report.figures import style  # noqa: E402
@@ -23,11 +24,12 @@ def _runs(section, series, xs, experiments, seeds=(0, 1, 2)):
     """Synthetic runs: Ē of each experiment a power of x (index + 1), a little noise per seed."""
     rng = np.random.default_rng(0)
     return [
-        {"section": section, "series": name, "x": x, "seed": seed, "nets": {"q_net": {"val_acc": 0.9}},
-         "log_steps": [0, 10, 20, 30],
-         "pairs": {experiment: {"E_bar": float(x ** (index + 1) * (1 + 0.1 * rng.random())), "E_bar_conv": 1e-3,
-                                "agreement": 0.99, "E_t": [0.0, 1e-4, 2e-4, 3e-4]}
-                   for index, experiment in enumerate(experiments)}}
+        SweepRecord.from_json({
+            "section": section, "series": name, "x": x, "seed": seed, "spec": {}, "nets": {"q_net": {"val_acc": 0.9}},
+            "log_steps": [0, 10, 20, 30],
+            "pairs": {experiment: {"E_bar": float(x ** (index + 1) * (1 + 0.1 * rng.random())), "E_bar_conv": 1e-3,
+                                   "agreement": 0.99, "E_t": [0.0, 1e-4, 2e-4, 3e-4]}
+                      for index, experiment in enumerate(experiments)}})
         for name in series for x in xs for seed in seeds
     ]
 

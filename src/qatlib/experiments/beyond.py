@@ -25,7 +25,7 @@ preset             what varies (every run: Q̂-net, STE-net by the paper's recip
 
 Every run is cached as soon as it finishes (``runs/checkpoints/beyond/<preset>/<key>/``, keyed by
 the config and the code's commit): an interrupted sweep re-run with the same preset resumes after
-its last finished run. :func:`run_sweep` returns the runs; the artefact
+its last finished run. :func:`run_sweep` returns the runs (:class:`~qatlib.experiments.records.SweepRecord`); the artefact
 (``results/beyond/<preset>/metrics.json``) lists them, and :mod:`qatlib.report.beyond` turns them
 into the chapter's slopes, ratios and verdicts.
 """
@@ -52,7 +52,7 @@ import qatlib
 from qatlib import data, estimators, metrics, models
 from qatlib.experiments.comparison import EVAL_MICROBATCH, Pair, comparison, pair_metrics, q_hat, ste_partner
 from qatlib.experiments.config import Config, check_microbatch
-from qatlib.experiments.records import NetId
+from qatlib.experiments.records import NetId, NetRecord, SweepPair, SweepRecord
 from qatlib import files
 from qatlib.training import lockstep, optimizers
 from qatlib.training.recipe import ste_recipe
@@ -325,23 +325,21 @@ def _nets(spec: Spec, seed: int, steps: int) -> tuple[Any, PyTree, estimators.Es
     return model, quantizers, estimator, nets, states, pairs
 
 
-def _pair_values(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any) -> dict[str, float]:
+def _pair_values(pair: Pair, params: dict[str, PyTree], quantizers: PyTree, estimator: Any, history: list[float]) -> SweepPair:
     """The MNIST chapter's pair metrics, plus Ē in units of the range in STE-net's coordinates."""
     mapping = estimator if pair.mapped else None
     mapped_scale = metrics.E_bar(params[pair.net_a], params[pair.net_b], quantizers, mapping, scale="mapped")
-    return {**dict(pair_metrics(pair, params, quantizers, estimator).items()), "E_bar_mapped_scale": mapped_scale}
+    return SweepPair(**dict(pair_metrics(pair, params, quantizers, estimator).items()), E_bar_mapped_scale=mapped_scale, E_t=history)
 
 
 def _finite(tree: PyTree) -> bool:
     return all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(tree))
 
 
-def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[str, Any]:
-    """Train one run's nets in lock step on identical batches and measure every pair.
-
-    Returns ``{"pairs": {experiment: {"E_bar", "E_bar_conv", "agreement", "E_t"}}, "nets": {role:
-    {"val_acc", "val_loss", "train_loss", "finite"}}, "alpha", "seconds"}``; a pair whose nets
-    diverged (non-finite weights) has ``None`` values.
+def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> SweepRecord:
+    """Train one run's nets in lock step on identical batches and measure every pair: its
+    :class:`~qatlib.experiments.records.SweepRecord`. A pair whose nets diverged (non-finite
+    weights) has its Ē^(t) only.
     """
     start = time.perf_counter()
     model, quantizers, estimator, nets, states, pairs = _nets(point.spec, point.seed, config.steps)
@@ -366,11 +364,9 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
     finite = {name: _finite(p) for name, p in params.items()}
     out_pairs = {}
     for pair in pairs:
-        values: dict[str, Any] = {"E_bar": None, "E_bar_conv": None, "E_bar_mapped_scale": None, "agreement": None}
-        if finite[pair.net_a] and finite[pair.net_b]:
-            values = _pair_values(pair, params, quantizers, estimator)
-        values["E_t"] = [float(v) for v in result.log_values[pair.experiment]]
-        out_pairs[pair.experiment] = values
+        history = [float(v) for v in result.log_values[pair.experiment]]
+        finite_pair = finite[pair.net_a] and finite[pair.net_b]
+        out_pairs[pair.experiment] = _pair_values(pair, params, quantizers, estimator, history) if finite_pair else SweepPair(E_t=history)
     evaluate = lockstep.make_evaluator(model, microbatch=EVAL_MICROBATCH)
     images, labels = dataset.val_images[: config.eval_examples], dataset.val_labels[: config.eval_examples]
     out_nets = {}
@@ -379,20 +375,15 @@ def run_point(point: Point, config: BeyondConfig, dataset: data.MNIST) -> dict[s
     for index, net in enumerate(nets):
         role = roles[net.name]
         stats = evaluate(result.states[net.name], data.eval_batches(images, labels, 1000)) if finite[net.name] else {}
-        out_nets[role] = {
-            "val_acc": stats.get("accuracy"),
-            "val_loss": stats.get("loss"),
-            "train_loss": float(np.mean(result.logs["loss"][-tail:, index])),
-            "finite": finite[net.name],
-        }
+        out_nets[role] = NetRecord(
+            val_acc=stats.get("accuracy"), val_loss=stats.get("loss"),
+            train_loss=float(np.mean(result.logs["loss"][-tail:, index])), finite=finite[net.name],
+        )
     alphas = {round(value, 6) for value in _layer_alphas(quantizers, estimator)}
-    return {
-        "pairs": out_pairs,
-        "nets": out_nets,
-        "alpha": sorted(alphas),
-        "log_steps": [int(s) for s in result.log_steps],
-        "seconds": time.perf_counter() - start,
-    }
+    return SweepRecord(
+        **point.describe(), pairs=out_pairs, nets=out_nets, alpha=sorted(alphas),
+        log_steps=[int(s) for s in result.log_steps], seconds=time.perf_counter() - start,
+    )
 
 
 def run_sweep(
@@ -401,7 +392,7 @@ def run_sweep(
     cache_dir: str | Path | None = None,
     dataset: data.MNIST | None = None,
     on_point: Callable[[int, int, Point], None] | None = None,
-) -> list[dict[str, Any]]:
+) -> list[SweepRecord]:
     """Run every point of ``config`` (skipping those already in ``cache_dir``) and return them all.
 
     Each finished run is written to ``cache_dir/<point key>.json`` at once (atomically), so an
@@ -416,14 +407,14 @@ def run_sweep(
     for index, point in enumerate(bar):
         path = cache / f"{point.key(config)}.json" if cache is not None else None
         if path is not None and path.is_file():
-            outcome = files.read_json(path)
+            outcome = SweepRecord.from_json(files.read_json(path))
         else:
             bar.set_postfix_str(f"{point.section} {point.series} x={point.x:g} seed={point.seed}")
             if dataset is None:  # not before: a sweep resumed from a full cache trains nothing
                 dataset = data.load_mnist("idx")
-            outcome = {**point.describe(), **run_point(point, config, dataset)}
+            outcome = run_point(point, config, dataset)
             if path is not None:
-                files.write_json(path, outcome)
+                files.write_json(path, outcome.to_json())
         runs.append(outcome)
         if on_point is not None:
             on_point(index, len(todo), point)

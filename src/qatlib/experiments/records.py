@@ -7,6 +7,9 @@ identity is a :class:`NetId` (the optimizer's label and the net's role), never a
 The metrics of a pair that are logged along training are one :class:`PairMetrics`: Ē (Eq. 5) and
 the quantized weight agreement (Section 6.2), over all quantized kernels and over the conv kernels.
 
+A run of the Beyond chapter's sweeps is a :class:`SweepRecord`: where it sits in the sweep (section,
+series, x, seed, spec), its :class:`SweepPair` per experiment (Ē^(t) only, as a list) and its nets.
+
 The types turn into JSON (:meth:`RunRecord.to_json`) only where a result leaves the process: the
 sweep cache of :mod:`qatlib.experiments.sweep` and the artefacts of :mod:`qatlib.report`.
 :meth:`RunRecord.from_json` reads them back and refuses a field it does not know. A field a run did
@@ -29,7 +32,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-__all__ = ["NetId", "PairMetrics", "PairRecord", "NetRecord", "RunRecord", "METRICS"]
+__all__ = ["NetId", "PairMetrics", "PairRecord", "NetRecord", "RunRecord", "SweepPair", "SweepRecord", "METRICS"]
 
 T = TypeVar("T")
 
@@ -213,4 +216,44 @@ class RunRecord(_Record):
         fields = cls._fields(data)
         fields["pairs"] = {name: PairRecord.from_json(pair) for name, pair in fields["pairs"].items()}
         fields["nets"] = {role: NetRecord.from_json(net) for role, net in fields["nets"].items()}
+        return cls(**fields)
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepPair(_Record):
+    """One pair of a sweep run: the :class:`PairMetrics` at the end, Ē in units of the range in
+    STE-net's coordinates (``scale="mapped"`` of :func:`qatlib.metrics.E_bar`) and Ē^(t) at the
+    logging points. The end values are ``None`` where a net's weights did not stay finite."""
+
+    E_bar: float | None = None
+    E_bar_conv: float | None = None
+    agreement: float | None = None
+    agreement_conv: float | None = None
+    E_bar_mapped_scale: float | None = None
+    E_t: list[float] | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class SweepRecord(_Record):
+    """One run of a Beyond sweep: its place in the sweep (``section``, ``series``, ``x``, ``seed``),
+    its spec (optimizer, learning rate, estimator, ...), the pairs by experiment, the nets by role
+    (test accuracy and loss, mean training loss over the last tenth, finite), the distinct α of its
+    quantized layers, the logging steps and its wall time."""
+
+    section: str
+    series: str
+    x: float
+    seed: int
+    spec: dict[str, Any]
+    pairs: dict[str, SweepPair] = dataclasses.field(default_factory=dict)
+    nets: dict[str, NetRecord] = dataclasses.field(default_factory=dict)
+    alpha: list[float] | None = None
+    log_steps: list[int] | None = None
+    seconds: float | None = None
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> "SweepRecord":
+        fields = cls._fields(data)
+        fields["pairs"] = {name: SweepPair.from_json(pair) for name, pair in fields.get("pairs", {}).items()}
+        fields["nets"] = {role: NetRecord.from_json(net) for role, net in fields.get("nets", {}).items()}
         return cls(**fields)

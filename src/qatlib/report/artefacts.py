@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qatlib.experiments.records import NetRecord, PairRecord, RunRecord
+from qatlib.experiments.records import NetRecord, PairRecord, RunRecord, SweepRecord
 from qatlib.files import read_json, to_jsonable, write_json
 
 __all__ = [
@@ -42,6 +42,7 @@ __all__ = [
     "write_json",
     "read_json",
     "run_records",
+    "sweep_records",
     "RUN_DEPENDENT_KEYS",
     "differing_values",
     "cpu_isa",
@@ -291,3 +292,8 @@ def run_records(artefact: dict[str, Any]) -> list[RunRecord]:
         for optimizer in ("sgd", "adam")
         if optimizer in artefact
     ]
+
+
+def sweep_records(artefact: dict[str, Any]) -> list[SweepRecord]:
+    """The typed runs of a Beyond sweep artefact (``{"runs": [...], "provenance": ...}``)."""
+    return [SweepRecord.from_json(run) for run in artefact["runs"]]

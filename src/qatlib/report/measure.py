@@ -137,10 +137,10 @@ def measure_beyond(config: BeyondConfig, preset: str) -> tuple[dict[str, Any], P
         "val": len(dataset.val_labels), "eval_examples": config.eval_examples,
     }
     out = {
-        "runs": runs,
+        "runs": [run.to_json() for run in runs],
         "provenance": artefacts.provenance(
             data=described, steps=config.steps, seconds=time.perf_counter() - start, config=config, preset=preset,
-            train_seconds=sum(run["seconds"] for run in runs),
+            train_seconds=sum(run.seconds for run in runs),
         ),
     }
     return out, artefacts.write_json(artefacts.output_path("beyond", preset), out)

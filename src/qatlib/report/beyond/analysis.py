@@ -7,9 +7,9 @@ and over the convolutions, and the quantized-weight agreement. Here they become 
 breaking points (:func:`breaking_points`), verdict phrases and each section's source (the page's
 own sweep or the committed artefact). Nothing here trains a net.
 
->>> runs = [{"section": "s", "series": "sgd", "x": x, "seed": 0, "nets": {"q_net": {"val_acc": 0.9}},
+>>> runs = [SweepRecord.from_json({"section": "s", "series": "sgd", "x": x, "seed": 0, "spec": {}, "nets": {"q_net": {"val_acc": 0.9}},
 ...          "pairs": {"baseline": {"E_bar": x ** 2, "E_bar_conv": x ** 2, "agreement": 1.0},
-...                    "lr_tweak": {"E_bar": x, "E_bar_conv": x, "agreement": 1.0}}} for x in (0.1, 1.0)]
+...                    "lr_tweak": {"E_bar": x, "E_bar_conv": x, "agreement": 1.0}}}) for x in (0.1, 1.0)]
 >>> frame = pairs_frame(runs)
 >>> round(float(slopes(frame, "baseline", x_max=1.0)["slope"].iloc[0]), 6)
 2.0
@@ -25,6 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from qatlib.experiments.records import NetRecord, SweepRecord
 from qatlib.report import artefacts, markup
 
 # The figures (qatlib.report.figures.beyond) import this module, so the functions below import them.
@@ -69,33 +70,32 @@ def _number(value: Any) -> float:
     return float("nan") if value is None else float(value)
 
 
-def pairs_frame(runs: Sequence[dict[str, Any]]):
+def pairs_frame(runs: Sequence[SweepRecord]):
     """One row per (run, pair): section, series, x, seed, experiment, E_bar, E_bar_conv, agreement,
     E_bar_mapped_scale (Ē in STE-net's coordinates; = E_bar where M fixes the range's ends), q_acc."""
     import pandas as pd
 
     rows = []
     for run in runs:
-        q_acc = _number(run["nets"].get("q_net", {}).get("val_acc"))
-        for experiment, values in run["pairs"].items():
+        q_acc = _number(run.nets.get("q_net", NetRecord()).val_acc)
+        for experiment, pair in run.pairs.items():
+            mapped_scale = pair.E_bar_mapped_scale if pair.E_bar_mapped_scale is not None else pair.E_bar
             rows.append({
-                "section": run["section"], "series": run["series"], "x": float(run["x"]), "seed": int(run["seed"]),
-                "experiment": experiment, "E_bar": _number(values.get("E_bar")),
-                "E_bar_conv": _number(values.get("E_bar_conv")), "agreement": _number(values.get("agreement")),
-                "E_bar_mapped_scale": _number(values.get("E_bar_mapped_scale", values.get("E_bar"))),
-                "q_acc": q_acc,
+                "section": run.section, "series": run.series, "x": float(run.x), "seed": int(run.seed),
+                "experiment": experiment, "E_bar": _number(pair.E_bar), "E_bar_conv": _number(pair.E_bar_conv),
+                "agreement": _number(pair.agreement), "E_bar_mapped_scale": _number(mapped_scale), "q_acc": q_acc,
             })
     return pd.DataFrame(rows)
 
 
-def nets_frame(runs: Sequence[dict[str, Any]]):
+def nets_frame(runs: Sequence[SweepRecord]):
     """One row per (run, net): section, series, x, seed, role, val_acc, train_loss, finite."""
     import pandas as pd
 
     return pd.DataFrame([
-        {"section": run["section"], "series": run["series"], "x": float(run["x"]), "seed": int(run["seed"]), "role": role,
-         "val_acc": _number(values.get("val_acc")), "train_loss": _number(values.get("train_loss")), "finite": bool(values.get("finite"))}
-        for run in runs for role, values in run["nets"].items()
+        {"section": run.section, "series": run.series, "x": float(run.x), "seed": int(run.seed), "role": role,
+         "val_acc": _number(net.val_acc), "train_loss": _number(net.train_loss), "finite": bool(net.finite)}
+        for run in runs for role, net in run.nets.items()
     ])
 
 
@@ -182,14 +182,14 @@ def format_ratio(mean: float, std: float | None = None) -> str:
     return f"{fmt(mean)} ± {fmt(std)}"
 
 
-def pair_history(runs: Sequence[dict[str, Any]], section: str, x: float, experiments: Sequence[str]) -> dict[str, Any]:
+def pair_history(runs: Sequence[SweepRecord], section: str, x: float, experiments: Sequence[str]) -> dict[str, Any]:
     """Ē along training at one x of a section: ``{"steps", "x", experiment: array (seeds, points)}``."""
-    chosen = [run for run in runs if run["section"] == section and math.isclose(run["x"], x)]
+    chosen = [run for run in runs if run.section == section and math.isclose(run.x, x)]
     if not chosen:
         raise ValueError(f"no runs of section {section!r} at x = {x}")
-    out: dict[str, Any] = {"steps": chosen[0]["log_steps"], "x": x}
+    out: dict[str, Any] = {"steps": chosen[0].log_steps, "x": x}
     for experiment in experiments:
-        out[experiment] = np.array([[_number(v) for v in run["pairs"][experiment]["E_t"]] for run in chosen])
+        out[experiment] = np.array([[_number(v) for v in run.pairs[experiment].E_t] for run in chosen])
     return out
 
 
@@ -281,7 +281,7 @@ def bits_finding(stats: Any, series: str, bits: Sequence[float], *, reference: f
 class Source(NamedTuple):
     """The runs a section of the chapter shows, their provenance, and where they come from."""
 
-    runs: list[dict[str, Any]]
+    runs: list[SweepRecord]
     provenance: dict[str, Any]
     origin: str
 
@@ -290,11 +290,11 @@ def preset_source(preset: str, sweep: dict[str, Any], sweep_preset: str) -> Sour
     """A sweep preset's runs: the page's own ``sweep`` when it ran ``preset`` (``sweep_preset``), else
     the committed artefact ``results/beyond/<preset>/metrics.json``; ``None`` when there is neither."""
     if sweep_preset == preset:
-        return Source(sweep["runs"], sweep["provenance"], "this page's run")
+        return Source(artefacts.sweep_records(sweep), sweep["provenance"], "this page's run")
     path = artefacts.metrics_path("beyond", preset)
     if path.is_file():
         stored = artefacts.read_json(path)
-        return Source(stored["runs"], stored["provenance"], "the committed artefact")
+        return Source(artefacts.sweep_records(stored), stored["provenance"], "the committed artefact")
     return None
 
 
@@ -304,7 +304,7 @@ def section_source(section: str, sweep: dict[str, Any], sweep_preset: str) -> So
     found = preset_source(section, sweep, sweep_preset)
     if found is not None:
         return found
-    quick = [run for run in sweep["runs"] if run["section"] == section]
+    quick = [run for run in artefacts.sweep_records(sweep) if run.section == section]
     if not quick:
         raise FileNotFoundError(f"{artefacts.metrics_path('beyond', section)} is missing and this page's sweep has no "
                                 f"{section!r} runs: run `python -m qatlib run beyond --preset {section}` first")
@@ -314,14 +314,14 @@ def section_source(section: str, sweep: dict[str, Any], sweep_preset: str) -> So
 def provenance_markdown(section: str, source: Source) -> str:
     """One line of MyST saying where a figure's numbers come from (glue it as Markdown):
 
-    >>> run = {"seed": 0}
-    >>> print(provenance_markdown("bits", Source([run, {"seed": 1}], {"steps": 200, "config": {"batch_size": 128},
+    >>> runs = [SweepRecord("bits", "sgd", 2.0, seed, {}) for seed in (0, 1)]
+    >>> print(provenance_markdown("bits", Source(runs, {"steps": 200, "config": {"batch_size": 128},
     ...     "seconds": 600, "device": {"cpu": "AMD EPYC", "cpu_count": 2}, "git_commit": "0123456789abcdef",
     ...     "created_utc": "2026-01-02T03:04:05"}, "the committed artefact")))
     Source: the committed artefact `results/beyond/bits/metrics.json`, 2 runs of 200 steps of batch 128, seeds 0 and 1, 10.0 minutes on AMD EPYC (2 cores), commit `0123456789`, 2026-01-02.
     """
     provenance = source.provenance
-    seeds = sorted({int(run["seed"]) for run in source.runs})
+    seeds = sorted({int(run.seed) for run in source.runs})
     commit = (provenance.get("git_commit") or "unknown")[:10]
     return (f"Source: {source.origin} `results/beyond/{section}/metrics.json`, {markup.plural(len(source.runs), 'run')} of "
             f"{markup.plural(provenance['steps'], 'step')} of batch {provenance['config']['batch_size']}, "

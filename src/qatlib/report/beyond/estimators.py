@@ -10,6 +10,7 @@ import numpy as np
 
 import qatlib
 from qatlib.experiments.beyond import REFERENCE_LR, Spec
+from qatlib.experiments.records import SweepRecord
 from qatlib.report import markup
 from qatlib.report.beyond.analysis import bits_finding, format_ratio, provenance_markdown, ratio_stats, ratio_text, value_at
 from qatlib.report.beyond.common import RATIO_LABEL, TITLES, Answer, rows_frame, section_frame, sd_bars
@@ -52,14 +53,14 @@ def _bits_figure(bi: Any, bits_x: Sequence[float], bits_series: Sequence[str]) -
     return figures.ratio_bars([f"{int(b)} bit" for b in bits_x], values, errors, ylabel=RATIO_LABEL)
 
 
-def _bits_estimator(runs: Sequence[dict[str, Any]], bits_x: Sequence[float]) -> dict[str, str]:
+def _bits_estimator(runs: Sequence[SweepRecord], bits_x: Sequence[float]) -> dict[str, str]:
     """The HTGE sharpness and α at each bit width of the runs, and α at 4 bits with the other
     sections' sharpness (``beyond_bits_sharpness``, ``_alpha``, ``_default_sharpness``, ``_default_alpha``)."""
-    per_bit = {int(r["x"]): r for r in runs if r["section"] == "bits"}
+    per_bit = {int(r.x): r for r in runs if r.section == "bits"}
     default_4bit = Spec("sgd", REFERENCE_LR["sgd"], bits=4)  # the other sections' sharpness, at 4 bits
     return {
-        "beyond_bits_sharpness": markup.listing([markup.short(per_bit[int(b)]["spec"]["sharpness"]) for b in bits_x]),
-        "beyond_bits_alpha": markup.listing([markup.number(per_bit[int(b)]["alpha"][0], 3) for b in bits_x]),
+        "beyond_bits_sharpness": markup.listing([markup.short(per_bit[int(b)].spec["sharpness"]) for b in bits_x]),
+        "beyond_bits_alpha": markup.listing([markup.number(per_bit[int(b)].alpha[0], 3) for b in bits_x]),
         "beyond_bits_default_sharpness": markup.short(default_4bit.sharpness),
         "beyond_bits_default_alpha": markup.number(qatlib.alpha(qatlib.UniformQuantizer.from_bits(4, 1.0), default_4bit.q_hat()), 3),
     }

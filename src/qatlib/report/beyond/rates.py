@@ -9,13 +9,14 @@ from typing import Any
 
 
 from qatlib.experiments.beyond import REFERENCE_LR
-from qatlib.report import markup
+from qatlib.experiments.records import SweepRecord
+from qatlib.report import artefacts, markup
 from qatlib.report.beyond.analysis import EXPERIMENT_LABELS, Source, breaking_points, format_ratio, momentum_finding, momentum_verdict, order_verdict, pair_history, pairs_frame, preset_source, provenance_markdown, quick_ratios, ratio_stats, ratio_text, section_source, slope_summary, slope_text, value_at
 from qatlib.report.beyond.common import Answer, TITLES, rows_frame
 from qatlib.report.seeds import Page
 
 
-def _lr_runs(sweep: dict[str, Any], preset: str) -> tuple[list[dict[str, Any]], str]:
+def _lr_runs(sweep: dict[str, Any], preset: str) -> tuple[list[SweepRecord], str]:
     """The learning-rate section's runs (the committed sweep continued to 1000× the reference by
     ``learning_rate_large`` where both are committed) and their provenance line."""
     source = section_source("learning_rate", sweep, preset)
@@ -92,7 +93,7 @@ def learning_rate(sweep: dict[str, Any], preset: str) -> tuple[Any, Answer]:
         values[f"beyond_lr_slope_{name}"] = slope_text(slope_table, name, "baseline")
         values[f"beyond_lr_tweak_slope_{name}"] = slope_text(slope_table, name, "lr_tweak")
         values[f"beyond_lr_ratio_{name}"] = ratio_text(ratio, name, REFERENCE_LR[name])
-    fresh = pairs_frame(sweep["runs"])
+    fresh = pairs_frame(artefacts.sweep_records(sweep))
     values["beyond_lr_quick"] = quick_ratios(fresh[fresh.section == "learning_rate"], "learning_rate", TITLES, "η")
     values.update(_lr_ends(lr, REFERENCE_LR))
     values.update(_lr_breaks(breaks, REFERENCE_LR))
@@ -134,7 +135,7 @@ def momentum(sweep: dict[str, Any], preset: str) -> tuple[Any, Answer]:
         }
         for beta in betas
     ])
-    fresh = pairs_frame(sweep["runs"])
+    fresh = pairs_frame(artefacts.sweep_records(sweep))
     values = {
         "beyond_momentum_finding": momentum_finding(base, diag, beta_show),
         "beyond_momentum_diag": ratio_text(diag, "sgd", beta_show),
@@ -187,7 +188,7 @@ def momentum_eta(sweep: dict[str, Any], preset: str) -> Any:
     ``tab-beyond-momentum-eta`` and note ``beyond_eta_provenance``."""
     found = preset_source("momentum_lr", sweep, preset)
     if found is None:
-        found = Source([run for run in sweep["runs"] if run["section"] == "momentum" and run["series"] == "eta"],
+        found = Source([run for run in artefacts.sweep_records(sweep) if run.section == "momentum" and run.series == "eta"],
                        sweep["provenance"], "this page's quick run")
     eta = pairs_frame(found.runs) if found.runs else None
     if eta is None or not len(eta):
