@@ -173,6 +173,13 @@ class PairRecord(_Record):
         return cls(**fields)
 
 
+def _with_pairs_and_nets(fields: dict[str, Any], pair_type: type) -> dict[str, Any]:
+    """A run's JSON fields with its pairs read as ``pair_type`` and its nets as :class:`NetRecord`."""
+    fields["pairs"] = {name: pair_type.from_json(pair) for name, pair in fields.get("pairs", {}).items()}
+    fields["nets"] = {role: NetRecord.from_json(net) for role, net in fields.get("nets", {}).items()}
+    return fields
+
+
 @dataclasses.dataclass(frozen=True)
 class RunRecord(_Record):
     """One run (a seed x optimizer x run length): its ``spec`` (the config fields that set its numbers,
@@ -213,10 +220,7 @@ class RunRecord(_Record):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "RunRecord":
-        fields = cls._fields(data)
-        fields["pairs"] = {name: PairRecord.from_json(pair) for name, pair in fields["pairs"].items()}
-        fields["nets"] = {role: NetRecord.from_json(net) for role, net in fields["nets"].items()}
-        return cls(**fields)
+        return cls(**_with_pairs_and_nets(cls._fields(data), PairRecord))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -253,7 +257,4 @@ class SweepRecord(_Record):
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> "SweepRecord":
-        fields = cls._fields(data)
-        fields["pairs"] = {name: SweepPair.from_json(pair) for name, pair in fields.get("pairs", {}).items()}
-        fields["nets"] = {role: NetRecord.from_json(net) for role, net in fields.get("nets", {}).items()}
-        return cls(**fields)
+        return cls(**_with_pairs_and_nets(cls._fields(data), SweepPair))
