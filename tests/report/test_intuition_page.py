@@ -11,6 +11,8 @@ import pytest
 from qatlib.experiments.intuition import PRESETS
 from qatlib.report import intuition as report
 
+pytestmark = pytest.mark.slow  # the twins' quick run: about 30 s
+
 CHAPTER = Path(__file__).resolve().parents[2] / "book" / "intuition.md"
 #: Glued by the chapter's own cells (its preset, the wall time and the device), not by the report.
 CHAPTER_OWN = {"preset", "bits", "sharpness", "wall", "device", "jax_version"}
