@@ -369,7 +369,14 @@ class _HostRecord:
             column[row] = float(value)
 
     def flush(self) -> None:
-        for step, logs, observation in jax.device_get(self.pending):
+        """Move the pending per-step outputs into the host buffers (gathered from every process when
+        the run spans several: :func:`_to_host`)."""
+        arrays = [leaf for leaf in jax.tree.leaves(self.pending) if isinstance(leaf, jax.Array)]
+        if all(array.is_fully_addressable for array in arrays):
+            pending = jax.device_get(self.pending)  # one transfer for every pending step
+        else:
+            pending = jax.tree.map(lambda leaf: _to_host(leaf) if isinstance(leaf, jax.Array) else leaf, self.pending)
+        for step, logs, observation in pending:
             self.buffers["loss"][step - 1] = logs["loss"]
             self.buffers["accuracy"][step - 1] = logs["accuracy"]
             if self.observing:

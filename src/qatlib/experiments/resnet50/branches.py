@@ -36,8 +36,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 import optax
 
@@ -45,7 +43,7 @@ import qatlib
 from qatlib import estimators, metrics
 from qatlib.experiments.comparison import LR_TWEAK
 from qatlib.experiments.resnet50.config import BRANCHES, CONTROLS, PyTree
-from qatlib.training import Checkpointer, lockstep, optimizers, run_with_checkpoints
+from qatlib.training import Checkpointer, lockstep, optimizers
 from qatlib.training.branch import fit_state, map_optimizer_state, shared_steps
 from qatlib.training.recipe import recipe_plan
 
@@ -155,26 +153,28 @@ class _Schedule:
 
 @dataclasses.dataclass(frozen=True)
 class _Phases:
-    """How a phase of one optimizer's run steps: where its batches go and where it checkpoints."""
+    """How a phase of one optimizer's run trains: on which devices, where it checkpoints, whether it
+    shows a progress bar."""
 
     optimizer: str
     data_parallel: Any
     checkpoint_dir: str | None
     checkpoint_every: int
-    on_step: Callable[[Any, int], None]
+    progress: bool
 
-    def place(self, batch: dict[str, Any]) -> dict[str, Any]:
-        return self.data_parallel.shard_batch(batch) if self.data_parallel is not None else batch
-
-    def run(self, phase: str, step_fn: Callable[[Any, int], Any], carry: dict[str, Any], steps: int) -> dict[str, Any]:
-        """``steps`` steps of ``step_fn`` from ``carry``, resuming from and saving to the phase's checkpoints."""
-        if self.data_parallel is not None:  # every array of the carry on every device: checkpoints are collective
-            carry = self.data_parallel.replicate(carry)
+    def train(self, phase: str, nets: list[lockstep.Net], states: list[lockstep.TrainState], batches: Callable[[int], Any],
+              steps: int, *, on_log: Callable[[int, dict[str, Any]], dict[str, float]] | None = None,
+              log_every: int = 0) -> lockstep.TrainResult:
+        """``steps`` steps of ``nets`` in lock step (:func:`qatlib.training.lockstep.train_lockstep`),
+        resuming from and saving to the phase's checkpoints (``<checkpoint_dir>/<optimizer>/<phase>``)."""
         checkpointer = None
         if self.checkpoint_dir and self.checkpoint_every > 0:
             checkpointer = Checkpointer(f"{self.checkpoint_dir}/{self.optimizer}/{phase}", every=self.checkpoint_every)
         with checkpointer if checkpointer is not None else contextlib.nullcontext():
-            return run_with_checkpoints(step_fn, carry, steps, checkpointer, on_step=self.on_step)
+            return lockstep.train_lockstep(
+                nets, states, batches, steps, on_log=on_log, log_every=log_every, data_parallel=self.data_parallel,
+                progress=self.progress, description=f"{self.optimizer}: {phase}", checkpointer=checkpointer,
+            )
 
 
 def run_optimizer(
@@ -211,37 +211,26 @@ def run_optimizer(
     locked while the phase runs. ``branches`` defaults to the paper's
     (:data:`BRANCHES`); :data:`CONTROLS` may be added.
     """
-    from tqdm.auto import tqdm
-
     start_time = time.perf_counter()
     shared = shared_steps(total_steps, shared_fraction)
     schedule = _Schedule(optimizer, learning_rate, total_steps, momentum, b1, b2, warmup_fraction)
-    bar = tqdm(total=total_steps, desc=f"{optimizer}: shared period", disable=not progress, mininterval=5.0)
-    phases = _Phases(optimizer, data_parallel, checkpoint_dir, checkpoint_every, lambda _state, _done: bar.update(1))
+    phases = _Phases(optimizer, data_parallel, checkpoint_dir, checkpoint_every, progress)
 
     q_net = lockstep.Net("q_net", model.clone(estimator=estimator), schedule.transform())
     q_state, shared_losses = _shared_period(q_net, variables, batch_fn, shared, phases)
     plans = [branch_plan(name, optimizer, estimator, quantizers) for name in (BRANCHES[optimizer] if branches is None else branches)]
     nets, states = _branch_nets(plans, q_net, q_state, model, quantizers, estimator, schedule, data_parallel)
-    bar.set_description(f"{optimizer}: {len(nets)} nets in lock step")
     alignment = functools.partial(_alignment, plans, quantizers, estimator)
-    carry, log_steps = _branch_period(nets, states, alignment, batch_fn, shared, total_steps - shared, log_every, phases)
-    bar.close()
-    return _optimizer_run(optimizer, shared, plans, nets, carry, log_steps, shared_losses, time.perf_counter() - start_time)
+    result = _branch_period(nets, states, alignment, batch_fn, shared, total_steps - shared, log_every, phases)
+    return _optimizer_run(optimizer, shared, plans, nets, result, shared_losses, time.perf_counter() - start_time)
 
 
 def _shared_period(q_net: lockstep.Net, variables: PyTree, batch_fn: Callable[[int], Any], shared: int,
-                   phases: _Phases) -> tuple[lockstep.TrainState, jax.Array]:
+                   phases: _Phases) -> tuple[lockstep.TrainState, np.ndarray]:
     """Phase 1: Q-hat-net alone for the ``shared`` steps; its state after them and its loss per step."""
-    state = lockstep.init_state(q_net, variables["params"], variables.get("batch_stats"))  # phases.run places it
-    step_one = lockstep.make_lockstep_step([q_net])
-
-    def shared_step(carry: dict[str, Any], step: int) -> dict[str, Any]:
-        (new_state,), logs, _ = step_one(carry["states"], phases.place(batch_fn(step)))
-        return {"states": [new_state], "loss": carry["loss"].at[step].set(logs["loss"][0])}
-
-    carry = phases.run("shared", shared_step, {"states": [state], "loss": jnp.zeros((shared,), jnp.float32)}, shared)
-    return carry["states"][0], carry["loss"]
+    state = lockstep.init_state(q_net, variables["params"], variables.get("batch_stats"))  # train_lockstep places it
+    result = phases.train("shared", [q_net], [state], lambda first: map(batch_fn, range(first, shared)), shared)
+    return result.states[q_net.name], result.logs["loss"][:, 0]
 
 
 def _branch_nets(plans: list[BranchPlan], q_net: lockstep.Net, q_state: lockstep.TrainState, model: Any,
@@ -263,60 +252,53 @@ def _branch_nets(plans: list[BranchPlan], q_net: lockstep.Net, q_state: lockstep
     return nets, states
 
 
+#: What :func:`_alignment` measures of each branch against Q-hat-net, in this order.
+ALIGNMENT = ("E_bar", "agreement")
+
+
 def _alignment(plans: list[BranchPlan], quantizers: PyTree, estimator: estimators.Estimator,
-               states: list[lockstep.TrainState]) -> np.ndarray:
-    """(branches, 2): each branch's E_bar against Q-hat-net (Eq. 5, the variant with E = 0 at the
-    branch; through M where the plan compares mapped weights) and its quantized-weight agreement."""
+               states: list[lockstep.TrainState]) -> dict[str, float]:
+    """``{"<branch>/<measure>": value}``: each branch's E_bar against Q-hat-net (Eq. 5, the variant
+    with E = 0 at the branch; through M where the plan compares mapped weights) and its
+    quantized-weight agreement (:data:`ALIGNMENT`), each rounded to float32."""
     reference = states[0].params
-    rows = []
+    values = {}
     for plan, branch_state in zip(plans, states[1:], strict=True):
         mapped_with = estimator if plan.compare_mapped else None
-        rows.append([
-            metrics.E_bar(reference, branch_state.params, quantizers, mapped_with),
-            metrics.agreement(reference, branch_state.params, quantizers),
-        ])
-    return np.asarray(rows, np.float32)
+        measured = (metrics.E_bar(reference, branch_state.params, quantizers, mapped_with),
+                    metrics.agreement(reference, branch_state.params, quantizers))
+        values.update({f"{plan.name}/{name}": float(np.float32(value)) for name, value in zip(ALIGNMENT, measured, strict=True)})
+    return values
 
 
-def _branch_period(nets: list[lockstep.Net], states: list[lockstep.TrainState], alignment: Callable[[list], np.ndarray],
+def _branch_period(nets: list[lockstep.Net], states: list[lockstep.TrainState], alignment: Callable[[list], dict[str, float]],
                    batch_fn: Callable[[int], Any], shared: int, remaining: int, log_every: int,
-                   phases: _Phases) -> tuple[dict[str, Any], list[int]]:
-    """Phase 2: every net in lock step on the same batches for the ``remaining`` steps; the final
-    carry (states, loss per step and net, the :func:`_alignment` curve) and the curve's steps."""
-    log_steps = sorted({*range(0, remaining + 1, max(1, log_every)), remaining})
-    step_all = lockstep.make_lockstep_step(nets)
+                   phases: _Phases) -> lockstep.TrainResult:
+    """Phase 2: every net in lock step on the same batches for the ``remaining`` steps, with
+    :func:`_alignment` logged at the branch point, every ``log_every`` steps and at the end."""
 
-    def branch_step(carry: dict[str, Any], step: int) -> dict[str, Any]:
-        new_states, logs, _ = step_all(carry["states"], phases.place(batch_fn(shared + step)))
-        curve = carry["curve"]
-        if step + 1 in log_steps:
-            curve = curve.at[log_steps.index(step + 1)].set(alignment(new_states))
-        return {"states": list(new_states), "loss": carry["loss"].at[step].set(logs["loss"]), "curve": curve}
+    def on_log(step: int, by_name: dict[str, lockstep.TrainState]) -> dict[str, float]:
+        return alignment([by_name[net.name] for net in nets])
 
-    curve0 = jnp.zeros((len(log_steps), len(nets) - 1, 2), jnp.float32).at[0].set(alignment(states))
-    carry = {"states": states, "loss": jnp.zeros((remaining, len(nets)), jnp.float32), "curve": curve0}
-    return phases.run("branches", branch_step, carry, remaining), log_steps
+    batches = lambda first: map(batch_fn, range(shared + first, shared + remaining))  # noqa: E731
+    return phases.train("branches", nets, states, batches, remaining, on_log=on_log, log_every=max(1, log_every))
 
 
-def _optimizer_run(optimizer: str, shared: int, plans: list[BranchPlan], nets: list[lockstep.Net], carry: dict[str, Any],
-                   log_steps: list[int], shared_losses: jax.Array, seconds: float) -> OptimizerRun:
+def _optimizer_run(optimizer: str, shared: int, plans: list[BranchPlan], nets: list[lockstep.Net], result: lockstep.TrainResult,
+                   shared_losses: np.ndarray, seconds: float) -> OptimizerRun:
     """The run's :class:`OptimizerRun`: final and per-log-step alignment, and every net's losses."""
-    curve = np.asarray(jax.device_get(carry["curve"]), np.float64)
-    branch_losses = np.asarray(jax.device_get(carry["loss"]))
-    names = [net.name for net in nets]
-    losses = {name: [float(v) for v in branch_losses[:, j]] for j, name in enumerate(names)}
-    losses["q_net"] = [float(v) for v in jax.device_get(shared_losses)] + losses["q_net"]
+    names = list(result.states)
+    losses = {name: [float(v) for v in result.logs["loss"][:, j]] for j, name in enumerate(names)}
+    losses["q_net"] = [float(v) for v in shared_losses] + losses["q_net"]
+    curves = {plan.name: {name: result.log_values[f"{plan.name}/{name}"] for name in ALIGNMENT} for plan in plans}
     return OptimizerRun(
         optimizer=optimizer,
         shared_steps=shared,
-        metrics={plan.name: {"E_bar": curve[-1, i, 0], "agreement": curve[-1, i, 1]} for i, plan in enumerate(plans)},
-        curve_steps=[shared + s for s in log_steps],
-        curves={
-            plan.name: {"E_bar": curve[:, i, 0].tolist(), "agreement": curve[:, i, 1].tolist()}
-            for i, plan in enumerate(plans)
-        },
+        metrics={branch: {name: column[-1] for name, column in curve.items()} for branch, curve in curves.items()},
+        curve_steps=[shared + int(step) for step in result.log_steps],
+        curves={branch: {name: column.tolist() for name, column in curve.items()} for branch, curve in curves.items()},
         losses=losses,
-        nets=dict(zip(names, nets, strict=True)),
-        states=dict(zip(names, carry["states"], strict=True)),
+        nets={net.name: net for net in nets},
+        states=dict(result.states),
         seconds=seconds,
     )
