@@ -59,11 +59,11 @@ def convexity_check(preset: str | None = None) -> dict[str, str]:
     checked (weight, step) pairs where the per-step bound with the factor α holds, and where the
     bound as printed in the paper (without it) fails."""
     from qatlib.experiments import config, theorems, twins
+    from qatlib.report import theorems as theorems_report
 
     cfg = config.resolve(theorems.PRESETS, preset)
     problem = twins.mnist_problem(cfg.n_examples, seed=cfg.seed)
-    pair = twins.PairConfig(optimizer="sgd", eta=cfg.eta_unnormalized, normalize=False, steps=cfg.steps,
-                            batch_size=cfg.batch_size, bits=cfg.bits, sharpness=cfg.sharpness, seed=cfg.seed)
+    pair = theorems_report.pair_configs(cfg)[theorems_report.UNNORMALISED]
     summary = twins.summarize(twins.run_pair(pair, problem), pair, problem)
     holds = summary.holds >= 1.0 - 1e-12
     return {
