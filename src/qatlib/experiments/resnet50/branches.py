@@ -122,9 +122,9 @@ class OptimizerRun:
 
     optimizer: str
     shared_steps: int
-    metrics: dict[str, dict[str, float]]  # branch -> {"E_bar", "agreement"} at the last step
+    metrics: dict[str, dict[str, float]]  # branch -> {measure of ALIGNMENT: value} at the last step
     curve_steps: list[int]  # training steps at which E_bar^(t) was measured (from the branch on)
-    curves: dict[str, dict[str, list[float]]]  # branch -> {"E_bar": [...], "agreement": [...]}
+    curves: dict[str, dict[str, list[float]]]  # branch -> {measure of ALIGNMENT: [value per logging step]}
     losses: dict[str, list[float]]  # net -> training loss per step it took
     nets: dict[str, Any]
     states: dict[str, Any]

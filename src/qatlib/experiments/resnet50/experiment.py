@@ -248,7 +248,7 @@ def _evaluate(run: OptimizerRun, setup: _Setup, cfg: ResNet50Config, evaluate: C
         a, b = run.states["q_net"].params, run.states[NET_NAMES[branch]].params
         mapped = setup.estimator if branch_plan(branch, run.optimizer, setup.estimator, setup.quantizers).compare_mapped else None
         return PairRecord(
-            E_bar=values["E_bar"], agreement=values["agreement"],
+            **values,  # Ē and agreement over all quantized kernels at the last step (branches.ALIGNMENT)
             E_bar_conv=metrics.E_bar(a, b, convs, mapped), agreement_conv=metrics.agreement(a, b, convs),
             prediction_agreement=float(np.mean(reference == evaluations[NET_NAMES[branch]]["val"]["predictions"])),
             nets=(NetId(run.optimizer, "q_net"), NetId(run.optimizer, NET_NAMES[branch])),
