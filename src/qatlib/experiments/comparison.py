@@ -90,10 +90,6 @@ class Pair:
         """Net b's name in the lock-step run."""
         return self.b.name
 
-    @property
-    def roles(self) -> tuple[str, str]:
-        return self.a.role, self.b.role
-
 
 def q_hat(
     sharpness: float = 5.5,

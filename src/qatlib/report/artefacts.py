@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from qatlib.experiments.records import NetRecord, PairRecord, RunRecord, SweepRecord
+from qatlib.experiments.records import RunRecord, SweepRecord
 from qatlib.files import read_json, to_jsonable, write_json
 
 __all__ = [
@@ -283,12 +283,12 @@ def run_records(artefact: dict[str, Any]) -> list[RunRecord]:
     config = provenance.get("config", {})
     seed = config.get("init_seed", config.get("seed", 0))
     return [
-        RunRecord(
-            seed=seed,
-            spec={"optimizer": optimizer, "steps": provenance.get("steps")},
-            pairs={name: PairRecord.from_json(pair) for name, pair in artefact[optimizer].items()},
-            nets={role: NetRecord.from_json(net) for role, net in artefact.get("accuracy", {}).get(optimizer, {}).items()},
-        )
+        RunRecord.from_json({
+            "seed": seed,
+            "spec": {"optimizer": optimizer, "steps": provenance.get("steps")},
+            "pairs": artefact[optimizer],
+            "nets": artefact.get("accuracy", {}).get(optimizer, {}),
+        })
         for optimizer in ("sgd", "adam")
         if optimizer in artefact
     ]

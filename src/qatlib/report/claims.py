@@ -159,8 +159,6 @@ def _pair_trained(record: RunRecord, experiment: str) -> bool:
     pair = record.pair(experiment)
     if pair.trained is not None:
         return pair.trained
-    if pair.nets is not None:
-        return all(_trained(record, net.role) for net in pair.nets)
     return all(_trained(record, role) for role in _ROLES.get(experiment, ("q_net",)))
 
 

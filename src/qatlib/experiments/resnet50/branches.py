@@ -256,6 +256,11 @@ def _branch_nets(plans: list[BranchPlan], q_net: lockstep.Net, q_state: lockstep
 ALIGNMENT = ("E_bar", "agreement")
 
 
+def _log_key(branch: str, measure: str) -> str:
+    """The name under which a branch's :data:`ALIGNMENT` measure is logged (lock-step logs are keyed by text)."""
+    return f"{branch}/{measure}"
+
+
 def _alignment(plans: list[BranchPlan], quantizers: PyTree, estimator: estimators.Estimator,
                states: list[lockstep.TrainState]) -> dict[str, float]:
     """``{"<branch>/<measure>": value}``: each branch's E_bar against Q-hat-net (Eq. 5, the variant
@@ -267,7 +272,7 @@ def _alignment(plans: list[BranchPlan], quantizers: PyTree, estimator: estimator
         mapped_with = estimator if plan.compare_mapped else None
         measured = (metrics.E_bar(reference, branch_state.params, quantizers, mapped_with),
                     metrics.agreement(reference, branch_state.params, quantizers))
-        values.update({f"{plan.name}/{name}": float(np.float32(value)) for name, value in zip(ALIGNMENT, measured, strict=True)})
+        values.update({_log_key(plan.name, name): float(np.float32(value)) for name, value in zip(ALIGNMENT, measured, strict=True)})
     return values
 
 
@@ -290,7 +295,7 @@ def _optimizer_run(optimizer: str, shared: int, plans: list[BranchPlan], nets: l
     names = list(result.states)
     losses = {name: [float(v) for v in result.logs["loss"][:, j]] for j, name in enumerate(names)}
     losses["q_net"] = [float(v) for v in shared_losses] + losses["q_net"]
-    curves = {plan.name: {name: result.log_values[f"{plan.name}/{name}"] for name in ALIGNMENT} for plan in plans}
+    curves = {plan.name: {name: result.log_values[_log_key(plan.name, name)] for name in ALIGNMENT} for plan in plans}
     return OptimizerRun(
         optimizer=optimizer,
         shared_steps=shared,
