@@ -10,7 +10,8 @@ import pytest
 
 from qatlib import models
 from qatlib.experiments import comparison
-from qatlib.experiments.records import METRICS, NetId, NetRecord, PairMetrics, PairRecord, RunRecord, SweepRecord
+from qatlib.experiments import records
+from qatlib.experiments.records import METRICS, NetId, NetRecord, PairMetrics, PairRecord, RunRecord, SweepPair, SweepRecord
 from qatlib.report import artefacts
 
 
@@ -70,6 +71,14 @@ def test_history_holds_the_logged_metrics_in_their_order():
     pair = PairRecord(E_t=history, nets=(NetId("sgd", "q_net"), NetId("sgd", "ste_net")))
     assert PairRecord.from_json(pair.to_json()) == pair
     assert pair.to_json()["E_t"]["agreement"] == [1.0, 0.9]
+
+
+def test_each_metric_name_is_the_name_of_the_field_it_keys():
+    """The report keys JSON, logs and frames by these names: each must be the field it stands for."""
+    pair = SweepPair(E_bar=0.1, E_bar_conv=0.2, agreement=0.9, agreement_conv=0.8, E_bar_mapped_scale=0.3)
+    names = (records.E_BAR, records.E_BAR_CONV, records.AGREEMENT, records.AGREEMENT_CONV, records.E_BAR_MAPPED_SCALE)
+    assert [pair.to_json()[name] for name in names] == [0.1, 0.2, 0.9, 0.8, 0.3]
+    assert names[:4] == METRICS
 
 
 def test_has_trained_reads_the_verdict_else_the_accuracy():

@@ -178,7 +178,7 @@ def test_runs_are_deterministic(problem, sgd_run):
 def test_misalignment_scales_like_eta_squared(problem):
     cfg = simulate.PairConfig(optimizer="sgd", **SMALL)
     sweep = simulate.eta_sweep(cfg, [1e-5, 1e-4, 1e-3], problem)
-    slope, _ = simulate.fit_loglog_slope(sweep.etas, sweep.column("E_bar"))
+    slope, _ = simulate.fit_loglog_slope(sweep.etas, sweep.column(lambda s: s.E_bar))
     assert 1.8 < slope < 2.2
     assert all(s.holds == 1.0 for s in sweep.summaries)
 

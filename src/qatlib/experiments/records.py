@@ -32,7 +32,10 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any, Generic, TypeVar
 
-__all__ = ["NetId", "PairMetrics", "PairRecord", "NetRecord", "RunRecord", "SweepPair", "SweepRecord", "METRICS"]
+__all__ = [
+    "NetId", "PairMetrics", "PairRecord", "NetRecord", "RunRecord", "SweepPair", "SweepRecord",
+    "METRICS", "E_BAR", "E_BAR_CONV", "AGREEMENT", "AGREEMENT_CONV", "E_BAR_MAPPED_SCALE",
+]
 
 T = TypeVar("T")
 
@@ -81,6 +84,10 @@ class PairMetrics(Generic[T]):
 
 #: The names of the logged metrics, in the order of :class:`PairMetrics`.
 METRICS: tuple[str, ...] = tuple(field.name for field in dataclasses.fields(PairMetrics))
+
+#: Each metric's name as the JSON, the logs, the paper's printed tables and the report's frames key
+#: it: the name of its field in :class:`PairMetrics`, so a name is spelt once, where it is declared.
+E_BAR, E_BAR_CONV, AGREEMENT, AGREEMENT_CONV = METRICS
 
 
 def _to_json(value: Any) -> Any:
@@ -235,6 +242,10 @@ class SweepPair(_Record):
     agreement_conv: float | None = None
     E_bar_mapped_scale: float | None = None
     E_t: list[float] | None = None
+
+
+#: The name of :attr:`SweepPair.E_bar_mapped_scale`, as the Beyond chapter's frames key it.
+E_BAR_MAPPED_SCALE = "E_bar_mapped_scale"
 
 
 @dataclasses.dataclass(frozen=True)

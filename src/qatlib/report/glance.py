@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from qatlib.experiments.records import E_BAR
+
 __all__ = ["PAPER_MODELS", "paper_metrics"]
 
 #: The paper's two models, as keyed in its tables.
@@ -32,7 +34,7 @@ def paper_metrics(paper: dict[str, Any], model: str) -> dict[str, Any]:
     for optimizer, experiments in table4.items():
         if optimizer.startswith("_"):
             continue
-        metrics[optimizer] = {name: {"E_bar": entry["E_bar"]} for name, entry in experiments.items()}
+        metrics[optimizer] = {name: {E_BAR: entry[E_BAR]} for name, entry in experiments.items()}
         printed = table5[optimizer]
         if "diff_printed" in printed:
             # The paper's Diff row as printed (it is not always the difference of the rounded rows

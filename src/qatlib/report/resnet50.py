@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from qatlib.experiments.records import PairRecord, RunRecord
+from qatlib.experiments.records import E_BAR, PairRecord, RunRecord
 from qatlib.report import artefacts, claims, markup, seeds
 from qatlib.report import tables as tables_lib
 
@@ -138,7 +138,7 @@ def invariants(run_json: dict[str, Any], optimizers: tuple[str, ...]) -> dict[st
     return {
         "branches": {opt: sorted(k for k in run_json[opt]) for opt in optimizers},
         "E_zero_at_branch": all(
-            run_json["E_t"][opt][branch]["E_bar"][0] < 1e-6 for opt in optimizers for branch in run_json[opt]
+            run_json["E_t"][opt][branch][E_BAR][0] < 1e-6 for opt in optimizers for branch in run_json[opt]
         ),
         "keys": sorted(k for k in ("accuracy", "provenance", "E_t") if k in run_json),
     }
@@ -217,7 +217,7 @@ def state_map_frame(control: dict[str, Any]) -> tuple[Any, list[str], int, bool]
         curves = control["E_t"].get(optimizer, {})
         if "baseline_raw_state" not in curves:
             continue
-        mapped, raw = curves["baseline"]["E_bar"], curves["baseline_raw_state"]["E_bar"]
+        mapped, raw = curves["baseline"][E_BAR], curves["baseline_raw_state"][E_BAR]
         rows.append([_NAMES[optimizer], *(tables_lib.significant_percent(v) for v in (mapped[1], raw[1], mapped[-1], raw[-1]))])
         factors.append(f"{markup.number(raw[1] / mapped[1])} times ({_NAMES[optimizer]})")
         helped = helped and raw[1] > 2 * mapped[1]

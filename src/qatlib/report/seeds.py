@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from qatlib.experiments.records import PairRecord, RunRecord
+from qatlib.experiments.records import AGREEMENT, E_BAR, PairRecord, RunRecord
 from qatlib.report import artefacts, claims, markup
 
 __all__ = ["pair_interval", "EXPERIMENT_LABELS", "MISSING", "MISSING_CLAIM", "missing_table", "Page", "accuracy_frame", "cell_text", "claim_phrase", "device_text", "error_frame", "glance_frame", "lr_change_interval", "lr_change_text", "mean_history", "mirror_room_frame", "paper_metrics", "percent_number", "percent_text", "pp_text", "ratio_text", "reproduction", "setups_frame", "stored", "verdict_text", "yardstick_frame"]
@@ -191,11 +191,11 @@ def error_frame(records: list[RunRecord], paper: dict[str, Any] | None = None, m
             entry = printed.get(experiment, {})
             rows.append({
                 "pair": f"{label} ({_OPTIMIZER[optimizer]})",
-                "Ē, paper": f"{100 * entry['E_bar']:.3g}%" if "E_bar" in entry else "–",
+                "Ē, paper": f"{100 * entry[E_BAR]:.3g}%" if E_BAR in entry else "–",
                 "Ē, ours": percent_text(pair_interval(chosen, experiment, lambda p: p.E_bar)),
                 "Ē conv kernels": percent_text(pair_interval(chosen, experiment, lambda p: p.E_bar_conv)),
                 "authors' measure": percent_text(pair_interval(chosen, experiment, lambda p: p.authors_measure)),
-                "agreement, paper": f"{100 * entry['agreement']:.2f}%" if "agreement" in entry else "–",
+                "agreement, paper": f"{100 * entry[AGREEMENT]:.2f}%" if AGREEMENT in entry else "–",
                 "agreement, ours": percent_text(pair_interval(chosen, experiment, lambda p: p.agreement, ratio=False), 4, at_most=1.0),
             })
     return pd.DataFrame(rows).set_index("pair")
@@ -361,7 +361,7 @@ def mean_history(records: list[RunRecord]) -> dict[str, Any]:
                 values = np.asarray(curves, np.float64)
                 with np.errstate(divide="ignore"):
                     mean = np.where(np.all(values > 0, axis=0), np.exp(np.log(np.where(values > 0, values, 1)).mean(axis=0)), 0.0)
-                history.setdefault(optimizer, {})[experiment] = {"E_bar": mean.tolist()}
+                history.setdefault(optimizer, {})[experiment] = {E_BAR: mean.tolist()}
     return history
 
 

@@ -20,6 +20,7 @@ import math
 from typing import Any
 
 from qatlib.experiments.comparison import EXPERIMENTS
+from qatlib.experiments.records import AGREEMENT, E_BAR, PairRecord
 from qatlib.report import markup
 from qatlib.report.claims import claims
 
@@ -83,7 +84,7 @@ def _pairs(ours: dict[str, Any]):
         for experiment in EXPERIMENTS[optimizer]:
             entry = ours.get(optimizer, {}).get(experiment)
             if entry is not None:
-                yield optimizer, experiment, f"{LABELS[experiment]} ({SHORT[optimizer]})", entry
+                yield optimizer, experiment, f"{LABELS[experiment]} ({SHORT[optimizer]})", PairRecord.from_json(entry)
 
 
 def table4_error_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
@@ -98,12 +99,12 @@ def table4_error_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
     rows = [
         [
             label,
-            printed_percent(paper.get(optimizer, {}).get(experiment, {}).get("E_bar")),
-            significant_percent(entry["E_bar"]),
-            significant_percent(entry.get("E_bar_conv")),
-            significant_percent(entry.get("authors_measure")),
+            printed_percent(paper.get(optimizer, {}).get(experiment, {}).get(E_BAR)),
+            significant_percent(pair.E_bar),
+            significant_percent(pair.E_bar_conv),
+            significant_percent(pair.authors_measure),
         ]
-        for optimizer, experiment, label, entry in _pairs(ours)
+        for optimizer, experiment, label, pair in _pairs(ours)
     ]
     return _frame(header, rows)
 
@@ -116,12 +117,12 @@ def table4_agreement_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
     rows = [
         [
             label,
-            printed_percent(paper.get(optimizer, {}).get(experiment, {}).get("agreement")),
-            _percent(entry["agreement"]),
-            _percent(entry.get("agreement_conv")),
-            _percent(entry.get("prediction_agreement"), 3),
+            printed_percent(paper.get(optimizer, {}).get(experiment, {}).get(AGREEMENT)),
+            _percent(pair.agreement),
+            _percent(pair.agreement_conv),
+            _percent(pair.prediction_agreement, 3),
         ]
-        for optimizer, experiment, label, entry in _pairs(ours)
+        for optimizer, experiment, label, pair in _pairs(ours)
     ]
     return _frame(header, rows)
 
@@ -185,8 +186,8 @@ def mirror_room_frame(ours: dict[str, Any]) -> Any:
     (mean and 90th percentile) or the share of crossings at the same step."""
     header = ["experiment", "moved", "same levels", "mean offset", "90th pct.", "same step"]
     rows = []
-    for optimizer, experiment, label, entry in _pairs(ours):
-        room = entry.get("mirror_room")
+    for optimizer, experiment, label, pair in _pairs(ours):
+        room = pair.mirror_room
         if room is None:
             continue
         rows.append([

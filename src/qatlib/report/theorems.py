@@ -1,6 +1,6 @@
 """The Theorems chapter's report: the twin runs it checks the bounds of paper Section 5 on, the
 η sweeps of the scaling claim, and the pages of glued phrases, tables and figures built from them
-(:class:`qatlib.experiments.twins.PairSummary` objects and :func:`qatlib.theory.lipschitz_constants`);
+(:class:`qatlib.experiments.PairSummary` objects and :func:`qatlib.theory.lipschitz_constants`);
 the chapter itself is prose with short calls:
 
 * :func:`setting` and :func:`setting_page` -- the problem, quantizer and estimators;
@@ -369,8 +369,13 @@ def eta_sweeps(cfg: TheoremsConfig, configs: Mapping[str, twins.PairConfig], pro
     return {name: twins.eta_sweep(run_cfg, etas, problem) for name, (run_cfg, etas) in sweeps.items()}
 
 
-def _slope(sweep: twins.Sweep, column: str) -> float:
-    return twins.fit_loglog_slope(sweep.etas, sweep.column(column))[0]
+def _ebar(summary: PairSummary) -> float:
+    """Ē of one η's twins (Section 6.2)."""
+    return summary.E_bar
+
+
+def _slope(sweep: twins.Sweep, measure: Callable[[PairSummary], float]) -> float:
+    return twins.fit_loglog_slope(sweep.etas, sweep.column(measure))[0]
 
 
 def scaling_page(cfg: TheoremsConfig, sweeps: Mapping[str, twins.Sweep]) -> Page:
@@ -384,10 +389,10 @@ def scaling_page(cfg: TheoremsConfig, sweeps: Mapping[str, twins.Sweep]) -> Page
     """
     from qatlib.report.figures import estimators as estimator_plots
 
-    slopes = {name: _slope(sweep, "E_bar") for name, sweep in sweeps.items()}
+    slopes = {name: _slope(sweep, _ebar) for name, sweep in sweeps.items()}
     legend = {_UNADJUSTED: "SGD, unadjusted"}
     figure = estimator_plots.scaling_figure(
-        [(legend.get(name, name), r.etas, r.column("E_bar"), slopes[name]) for name, r in sweeps.items()]
+        [(legend.get(name, name), r.etas, r.column(_ebar), slopes[name]) for name, r in sweeps.items()]
     )
     return Page({
         "sweep_decades": float(min(np.log10(r.etas.max() / r.etas.min()) for r in sweeps.values())),
@@ -397,11 +402,11 @@ def scaling_page(cfg: TheoremsConfig, sweeps: Mapping[str, twins.Sweep]) -> Page
         "slope_momentum": slopes["SGD + momentum"],
         "slope_adam": slopes["Adam"],
         "slope_unadjusted": slopes[_UNADJUSTED],
-        "slope_c13": _slope(sweeps["SGD + momentum"], "mean_c13"),
-        "slope_adam_conv": _slope(sweeps["Adam"], "mean_conv"),
+        "slope_c13": _slope(sweeps["SGD + momentum"], lambda s: s.mean_c13),
+        "slope_adam_conv": _slope(sweeps["Adam"], lambda s: s.mean_conv),
         "sweep_holds_min": markup.percent(min(s.holds for r in sweeps.values() for s in r.summaries if s.checked)),
-        "ebar_unadjusted_min": markup.percent(float(sweeps[_UNADJUSTED].column("E_bar").min())),
-        "ebar_sgd_smallest": markup.percent(float(sweeps["SGD"].column("E_bar")[0])),
+        "ebar_unadjusted_min": markup.percent(float(sweeps[_UNADJUSTED].column(_ebar).min())),
+        "ebar_sgd_smallest": markup.percent(float(sweeps["SGD"].column(_ebar)[0])),
     }, {}, {"fig_scaling": figure})
 
 

@@ -42,6 +42,7 @@ import optax
 import qatlib
 from qatlib import estimators, metrics
 from qatlib.experiments.comparison import LR_TWEAK
+from qatlib.experiments.records import AGREEMENT, E_BAR
 from qatlib.experiments.resnet50.config import BRANCHES, CONTROLS, PyTree
 from qatlib.training import Checkpointer, lockstep, optimizers
 from qatlib.training.branch import fit_state, map_optimizer_state, shared_steps
@@ -253,7 +254,7 @@ def _branch_nets(plans: list[BranchPlan], q_net: lockstep.Net, q_state: lockstep
 
 
 #: What :func:`_alignment` measures of each branch against Q-hat-net, in this order.
-ALIGNMENT = ("E_bar", "agreement")
+ALIGNMENT = (E_BAR, AGREEMENT)
 
 
 def _log_key(branch: str, measure: str) -> str:

@@ -32,7 +32,7 @@ class ResNet50Result:
     """What :func:`run_experiment` measured: per optimizer, each branch's pair with Q-hat-net at the
     end (paper Table 4) and every net's accuracy and loss (Table 5); the branches' Ē and agreement
     along training from the branch point (``history``: ``steps``, ``shared_steps`` and, per
-    optimizer and branch, ``{"E_bar": [...], "agreement": [...]}``); each net's training loss per
+    optimizer and branch, ``{name: [...]}`` for each name of ``branches.ALIGNMENT``); each net's training loss per
     step; the description of what ran (α, w_max, estimators, model, data); wall times; and the
     devices and processes that ran it."""
 

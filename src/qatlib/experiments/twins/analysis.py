@@ -6,7 +6,7 @@ The runs themselves are :mod:`qatlib.experiments.twins.simulator`'s."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import jax.numpy as jnp
@@ -104,8 +104,9 @@ class Sweep:
     etas: np.ndarray
     summaries: tuple[PairSummary, ...]
 
-    def column(self, name: str) -> np.ndarray:
-        return np.array([getattr(s, name) for s in self.summaries], dtype=np.float64)
+    def column(self, measure: Callable[[PairSummary], float]) -> np.ndarray:
+        """``measure`` of each η's summary, in η order (``sweep.column(lambda s: s.E_bar)``)."""
+        return np.array([measure(s) for s in self.summaries], dtype=np.float64)
 
 
 def eta_sweep(cfg: PairConfig, etas: Sequence[float], problem: Problem) -> Sweep:

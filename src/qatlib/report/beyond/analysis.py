@@ -25,7 +25,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-from qatlib.experiments.records import NetRecord, SweepRecord
+from qatlib.experiments.records import AGREEMENT, E_BAR, E_BAR_CONV, E_BAR_MAPPED_SCALE, NetRecord, SweepRecord
 from qatlib.report import artefacts, markup
 
 # The figures (qatlib.report.figures.beyond) import this module, so the functions below import them.
@@ -82,8 +82,8 @@ def pairs_frame(runs: Sequence[SweepRecord]):
             mapped_scale = pair.E_bar_mapped_scale if pair.E_bar_mapped_scale is not None else pair.E_bar
             rows.append({
                 "section": run.section, "series": run.series, "x": float(run.x), "seed": int(run.seed),
-                "experiment": experiment, "E_bar": _number(pair.E_bar), "E_bar_conv": _number(pair.E_bar_conv),
-                "agreement": _number(pair.agreement), "E_bar_mapped_scale": _number(mapped_scale), "q_acc": q_acc,
+                "experiment": experiment, E_BAR: _number(pair.E_bar), E_BAR_CONV: _number(pair.E_bar_conv),
+                AGREEMENT: _number(pair.agreement), E_BAR_MAPPED_SCALE: _number(mapped_scale), "q_acc": q_acc,
             })
     return pd.DataFrame(rows)
 
@@ -99,7 +99,7 @@ def nets_frame(runs: Sequence[SweepRecord]):
     ])
 
 
-def ratios(frame: Any, numerator: str, denominator: str, column: str = "E_bar"):
+def ratios(frame: Any, numerator: str, denominator: str, column: str = E_BAR):
     """Per (series, x, seed): ``column`` of experiment ``numerator`` over that of ``denominator``."""
     keys = ["series", "x", "seed"]
     top = frame[frame.experiment == numerator].set_index(keys)[column]
@@ -115,7 +115,7 @@ def summarise(values: Any, by: Sequence[str] = ("series", "x"), column: str = "r
     return out
 
 
-def slopes(frame: Any, experiment: str, *, x_max: float | dict[str, float], column: str = "E_bar"):
+def slopes(frame: Any, experiment: str, *, x_max: float | dict[str, float], column: str = E_BAR):
     """The slope of log10 ``column`` against log10 x per (series, seed), over the runs with x <= ``x_max``
     (one number, or one per series) and a finite positive value (at least 3 points, else NaN)."""
     import pandas as pd
@@ -193,7 +193,7 @@ def pair_history(runs: Sequence[SweepRecord], section: str, x: float, experiment
     return out
 
 
-def ratio_stats(frame: Any, numerator: str, denominator: str = "lr_tweak", column: str = "E_bar"):
+def ratio_stats(frame: Any, numerator: str, denominator: str = "lr_tweak", column: str = E_BAR):
     """:func:`summarise` of :func:`ratios`: mean, sd, min, max and count over seeds per (series, x)."""
     return summarise(ratios(frame, numerator, denominator, column))
 

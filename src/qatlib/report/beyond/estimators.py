@@ -10,7 +10,7 @@ import numpy as np
 
 import qatlib
 from qatlib.experiments.beyond import REFERENCE_LR, Spec
-from qatlib.experiments.records import SweepRecord
+from qatlib.experiments.records import E_BAR, E_BAR_CONV, E_BAR_MAPPED_SCALE, SweepRecord
 from qatlib.report import markup
 from qatlib.report.beyond.analysis import bits_finding, format_ratio, provenance_markdown, ratio_stats, ratio_text, value_at
 from qatlib.report.beyond.common import RATIO_LABEL, TITLES, Answer, rows_frame, section_frame, sd_bars
@@ -26,7 +26,7 @@ def _bits_frame(bi: Any):
     rows = []
     for (name, bits), part in bi.groupby(["series", "x"]):
         stats = ratio_stats(part, "baseline")
-        mapped = ratio_stats(part, "baseline", column="E_bar_mapped_scale")
+        mapped = ratio_stats(part, "baseline", column=E_BAR_MAPPED_SCALE)
         base, tweak = part[part.experiment == "baseline"], part[part.experiment == "lr_tweak"]
         rows.append({
             "optimizer": TITLES.get(name, name),
@@ -45,7 +45,7 @@ def _bits_figure(bi: Any, bits_x: Sequence[float], bits_series: Sequence[str]) -
     from qatlib.report.figures import beyond as figures
 
     values, errors = {}, {}
-    for column, suffix in (("E_bar", ""), ("E_bar_mapped_scale", ", M-range")):
+    for column, suffix in ((E_BAR, ""), (E_BAR_MAPPED_SCALE, ", M-range")):
         stats = ratio_stats(bi, "baseline", column=column)
         for n in bits_series:
             label = TITLES.get(n, n) + suffix
@@ -102,7 +102,7 @@ def bits(sweep: dict[str, Any], preset: str) -> tuple[Any, Answer]:
     table = markup.table(_bits_frame(bi), (
         "Paper Table 4 at 1, 2 and 4 bits (mean over seeds): $\\bar E$ of the recipe, of the lr-tweak and of the unadjusted "
         "STE-net, the ratio recipe / lr-tweak (mean ± sd) and the recipe's quantized-weight agreement."), "tab-beyond-bits")
-    short = _bits_short(stats, ratio_stats(bi, "baseline", column="E_bar_mapped_scale"), bits_x, bits_series)
+    short = _bits_short(stats, ratio_stats(bi, "baseline", column=E_BAR_MAPPED_SCALE), bits_x, bits_series)
     answer = Answer("Are 1- and 4-bit results similar to 2-bit?",
                     f"Ratio at {' / '.join(f'{int(b)}' for b in bits_x)} bits: " + "; ".join(short), "{numref}`fig-beyond-bits`")
     notes = {"beyond_bits_provenance": provenance_markdown("bits", source)}
@@ -113,8 +113,8 @@ def _shape_rows(sh: Any) -> tuple[list[dict[str, str]], dict[str, tuple[float, f
     """Table tab-beyond-shape's rows (per estimator: the ratio on the range, the M-range and the
     convolutions, and the agreement) and the controls' (mean, sd) ratios for the figure."""
     stats = ratio_stats(sh, "baseline")
-    conv = ratio_stats(sh, "baseline", column="E_bar_conv")
-    mapped = ratio_stats(sh, "baseline", column="E_bar_mapped_scale")
+    conv = ratio_stats(sh, "baseline", column=E_BAR_CONV)
+    mapped = ratio_stats(sh, "baseline", column=E_BAR_MAPPED_SCALE)
     agreement = sh[sh.experiment == "baseline"].groupby(["series", "x"]).agreement.mean()
     controls, rows = {}, []
     for _, row in stats.sort_values(["series", "x"]).iterrows():

@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from qatlib.experiments.beyond import REFERENCE_LR
+from qatlib.experiments.records import E_BAR, E_BAR_CONV
 from qatlib.report import markup
 from qatlib.report.beyond.analysis import format_ratio, provenance_markdown, ratio_stats, ratio_text, value_at
 from qatlib.report.beyond.common import Answer, OPTIMIZER_NAMES, TITLES, RATIO_LABEL, rows_frame, sd_bars, section_frame
@@ -122,7 +123,7 @@ def _kernels_frame(ke: Any):
     rows = []
     for (name, dense), part in ke.groupby(["series", "x"]):
         every = ratio_stats(part, "baseline")
-        conv = ratio_stats(part, "baseline", column="E_bar_conv")
+        conv = ratio_stats(part, "baseline", column=E_BAR_CONV)
         base = part[part.experiment == "baseline"]
         rows.append({
             "optimizer": TITLES.get(name, name),
@@ -142,7 +143,7 @@ def _kernels_figure(ke: Any) -> Any:
     groups, values, errors = [], {"all quantized kernels": [], "convolutions": []}, {"all quantized kernels": [], "convolutions": []}
     for (name, dense), part in ke.groupby(["series", "x"]):
         groups.append(f"{'Adam' if name == 'adam' else 'SGD, β = 0.9'}\ndense {'quantized' if dense else 'float'}")
-        for label, column in (("all quantized kernels", "E_bar"), ("convolutions", "E_bar_conv")):
+        for label, column in (("all quantized kernels", E_BAR), ("convolutions", E_BAR_CONV)):
             stats = ratio_stats(part, "baseline", column=column)
             values[label].append(float(stats["mean"].iloc[0]))
             errors[label].append(float(np.nan_to_num(stats["std"].iloc[0])))
@@ -154,23 +155,23 @@ def kernels(sweep: dict[str, Any], preset: str) -> tuple[Any, Answer]:
     or in full precision (``beyond_ke_*``), table ``tab-beyond-kernels``, figure
     ``fig_beyond_kernels`` and note ``beyond_ke_provenance``; and its answer."""
     ke, source = section_frame("kernels", sweep, preset)
-    by_column = {column: ratio_stats(ke, "baseline", column=column) for column in ("E_bar", "E_bar_conv")}
+    by_column = {column: ratio_stats(ke, "baseline", column=column) for column in (E_BAR, E_BAR_CONV)}
     ratio = {(name, dense, column): format_ratio(value_at(stats, name, float(dense))[0])
              for column, stats in by_column.items() for name in ("momentum", "adam") for dense in (True, False)}
     values = {
-        "beyond_ke_momentum_dense": ratio["momentum", True, "E_bar"],
-        "beyond_ke_momentum_convs": ratio["momentum", True, "E_bar_conv"],
-        "beyond_ke_momentum_float": ratio["momentum", False, "E_bar"],
-        "beyond_ke_adam": ", ".join(ratio["adam", d, "E_bar"] for d in (True, False)),
+        "beyond_ke_momentum_dense": ratio["momentum", True, E_BAR],
+        "beyond_ke_momentum_convs": ratio["momentum", True, E_BAR_CONV],
+        "beyond_ke_momentum_float": ratio["momentum", False, E_BAR],
+        "beyond_ke_adam": ", ".join(ratio["adam", d, E_BAR] for d in (True, False)),
     }
     table = markup.table(_kernels_frame(ke), (
         "$\\bar E$ of the recipe over all quantized kernels and over the convolutions only, and the ratio to the lr-tweak's "
         "(mean ± sd over seeds), with the dense kernel quantized or in full precision."), "tab-beyond-kernels")
     answer = Answer(
         "Does quantizing the dense layer change the verdict?",
-        f"With momentum: ratio {ratio['momentum', True, 'E_bar']} with the dense kernel quantized "
-        f"(convolutions alone {ratio['momentum', True, 'E_bar_conv']}), {ratio['momentum', False, 'E_bar']} "
-        f"in full precision; Adam {ratio['adam', True, 'E_bar']} and {ratio['adam', False, 'E_bar']}",
+        f"With momentum: ratio {ratio['momentum', True, E_BAR]} with the dense kernel quantized "
+        f"(convolutions alone {ratio['momentum', True, E_BAR_CONV]}), {ratio['momentum', False, E_BAR]} "
+        f"in full precision; Adam {ratio['adam', True, E_BAR]} and {ratio['adam', False, E_BAR]}",
         "{numref}`fig-beyond-kernels`",
     )
     notes = {"beyond_ke_provenance": provenance_markdown("kernels", source)}

@@ -7,6 +7,7 @@ from typing import Any
 
 import numpy as np
 
+from qatlib.experiments.records import E_BAR
 from qatlib.report.beyond.analysis import EXPERIMENT_LABELS, ratios
 from qatlib.report.figures.style import figure, styled
 
@@ -16,7 +17,7 @@ SHORT_LABELS = {"baseline": "recipe", "lr_tweak": "1.01η", "unadjusted": "no M,
 COLOURS = {"baseline": "C0", "lr_tweak": "C1", "unadjusted": "C2", "diagnostic": "C3", "slope_alpha": "C4"}
 
 
-def _band(ax: Any, frame: Any, x_scale: float, colour: str, label: str, column: str = "E_bar", marker: str = "o") -> None:
+def _band(ax: Any, frame: Any, x_scale: float, colour: str, label: str, column: str = E_BAR, marker: str = "o") -> None:
     stats = frame.groupby("x")[column].agg(["mean", "min", "max"]).reset_index()
     ax.plot(stats.x / x_scale, stats["mean"], marker=marker, color=colour, label=label, lw=1.5, ms=4)
     ax.fill_between(stats.x / x_scale, stats["min"], stats["max"], color=colour, alpha=0.2, lw=0)

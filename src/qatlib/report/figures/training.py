@@ -25,6 +25,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
 import qatlib
+from qatlib.experiments.records import E_BAR
 from qatlib.quantizers import is_quantizer_or_none
 from qatlib.report.figures import style
 
@@ -130,7 +131,7 @@ def error_curves(
 ) -> Figure:
     """E_bar^(t) (percent of the range) along training, one panel per optimizer, side by side.
 
-    ``history`` is ``{"steps": [...], optimizer: {experiment: {"E_bar": [...]}}}`` (as logged by
+    ``history`` is ``{"steps": [...], optimizer: {experiment: {E_BAR: [...]}}}`` (as logged by
     :func:`qatlib.experiments.mnist.run_mnist`); ``paper`` is the paper's Table 4 for the same model.
     The paper measured Ē only at its last step T (1,000 for MNIST), which a shorter run never
     reaches, so its values are horizontal dashed lines in the experiment's colour (``paper_label``
@@ -146,13 +147,13 @@ def error_curves(
     for ax, optimizer in zip(axes[0], optimizers, strict=True):
         for experiment, values in history[optimizer].items():
             color = COLORS.get(experiment)
-            y = 100 * np.asarray(values["E_bar"], dtype=float)
+            y = 100 * np.asarray(values[E_BAR], dtype=float)
             if log_scale:
                 y = np.where(y > 0, y, np.nan)
             ax.plot(steps, y, color=color, lw=1.6)
             shown[experiment] = color
             if paper and experiment in paper.get(optimizer, {}):
-                ax.axhline(100 * paper[optimizer][experiment]["E_bar"], color=color, lw=1.2, ls="--")
+                ax.axhline(100 * paper[optimizer][experiment][E_BAR], color=color, lw=1.2, ls="--")
         ax.set_title({"sgd": "SGD + momentum", "adam": "Adam"}[optimizer])
         ax.set_xlabel("step $t$")
         if log_scale:
