@@ -163,11 +163,13 @@ class _Phases:
     checkpoint_every: int
     progress: bool
 
-    def train(self, phase: str, nets: list[lockstep.Net], states: list[lockstep.TrainState], batches: Callable[[int], Any],
-              steps: int, *, on_log: Callable[[int, dict[str, Any]], dict[str, float]] | None = None,
+    def train(self, phase: str, nets: list[lockstep.Net], states: list[lockstep.TrainState], batch_fn: Callable[[int], Any],
+              start: int, steps: int, *, on_log: Callable[[int, dict[str, Any]], dict[str, float]] | None = None,
               log_every: int = 0) -> lockstep.TrainResult:
-        """``steps`` steps of ``nets`` in lock step (:func:`qatlib.training.lockstep.train_lockstep`),
-        resuming from and saving to the phase's checkpoints (``<checkpoint_dir>/<optimizer>/<phase>``)."""
+        """``steps`` steps of ``nets`` in lock step (:func:`qatlib.training.lockstep.train_lockstep`) on
+        the run's batches ``batch_fn(start)``, ``batch_fn(start + 1)``, ..., resuming from and saving to
+        the phase's checkpoints (``<checkpoint_dir>/<optimizer>/<phase>``)."""
+        batches = lambda first: map(batch_fn, range(start + first, start + steps))  # noqa: E731
         checkpointer = None
         if self.checkpoint_dir and self.checkpoint_every > 0:
             checkpointer = Checkpointer(f"{self.checkpoint_dir}/{self.optimizer}/{phase}", every=self.checkpoint_every)
@@ -230,7 +232,7 @@ def _shared_period(q_net: lockstep.Net, variables: PyTree, batch_fn: Callable[[i
                    phases: _Phases) -> tuple[lockstep.TrainState, np.ndarray]:
     """Phase 1: Q-hat-net alone for the ``shared`` steps; its state after them and its loss per step."""
     state = lockstep.init_state(q_net, variables["params"], variables.get("batch_stats"))  # train_lockstep places it
-    result = phases.train("shared", [q_net], [state], lambda first: map(batch_fn, range(first, shared)), shared)
+    result = phases.train("shared", [q_net], [state], batch_fn, 0, shared)
     return result.states[q_net.name], result.logs["loss"][:, 0]
 
 
@@ -286,8 +288,7 @@ def _branch_period(nets: list[lockstep.Net], states: list[lockstep.TrainState], 
     def on_log(step: int, by_name: dict[str, lockstep.TrainState]) -> dict[str, float]:
         return alignment([by_name[net.name] for net in nets])
 
-    batches = lambda first: map(batch_fn, range(shared + first, shared + remaining))  # noqa: E731
-    return phases.train("branches", nets, states, batches, remaining, on_log=on_log, log_every=max(1, log_every))
+    return phases.train("branches", nets, states, batch_fn, shared, remaining, on_log=on_log, log_every=max(1, log_every))
 
 
 def _optimizer_run(optimizer: str, shared: int, plans: list[BranchPlan], nets: list[lockstep.Net], result: lockstep.TrainResult,
