@@ -1,6 +1,6 @@
 """The Theorems chapter's report: the twin runs it checks the bounds of paper Section 5 on, the
 η sweeps of the scaling claim, and the pages of glued phrases, tables and figures built from them
-(:class:`qatlib.experiments.PairSummary` objects and :func:`qatlib.theory.lipschitz_constants`);
+(:class:`qatlib.experiments.twins.PairSummary` objects and :func:`qatlib.theory.lipschitz_constants`);
 the chapter itself is prose with short calls:
 
 * :func:`setting` and :func:`setting_page` -- the problem, quantizer and estimators;
