@@ -20,8 +20,8 @@ import math
 from typing import Any
 
 from qatlib.experiments.comparison import EXPERIMENTS
-from qatlib.experiments.records import AGREEMENT, E_BAR, PairRecord
-from qatlib.report import markup
+from qatlib.experiments.records import AGREEMENT, E_BAR
+from qatlib.report import artefacts, markup
 from qatlib.report.claims import claims
 
 __all__ = [
@@ -80,11 +80,14 @@ def _frame(header: list[str], rows: list[list[str]]) -> Any:
 
 
 def _pairs(ours: dict[str, Any]):
+    """Each pair of a single-run artefact, as read by :func:`qatlib.report.artefacts.run_records`,
+    in Table 4's order: ``(optimizer, experiment, row label, PairRecord)``."""
+    pairs = {record.spec["optimizer"]: record.pairs for record in artefacts.run_records(ours)}
     for optimizer in ("sgd", "adam"):
         for experiment in EXPERIMENTS[optimizer]:
-            entry = ours.get(optimizer, {}).get(experiment)
-            if entry is not None:
-                yield optimizer, experiment, f"{LABELS[experiment]} ({SHORT[optimizer]})", PairRecord.from_json(entry)
+            pair = pairs.get(optimizer, {}).get(experiment)
+            if pair is not None:
+                yield optimizer, experiment, f"{LABELS[experiment]} ({SHORT[optimizer]})", pair
 
 
 def table4_error_frame(ours: dict[str, Any], paper: dict[str, Any]) -> Any:
