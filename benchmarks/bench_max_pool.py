@@ -25,6 +25,7 @@ Writes ``benchmarks/results/max_pool_<isa>.json`` with the machine and versions.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -46,27 +47,20 @@ ROOT = Path(__file__).resolve().parents[1]
 BATCH = 600
 
 
-def _windows(x: jax.Array, window: int = 2) -> jax.Array:
-    """``x`` (NHWC) cut to whole windows, as (batch, h, window, w, window, channels)."""
-    batch, height, width, channels = x.shape
-    h, w = height // window, width // window
-    return x[:, : h * window, : w * window, :].reshape(batch, h, window, w, window, channels)
-
-
 @jax.custom_vjp
 def pool_same_rule(x: jax.Array) -> jax.Array:
     """2 x 2 max pooling whose VJP applies JAX's tie rule in the backward pass."""
-    return _windows(x).max(axis=(2, 4))
+    return layers.pool_windows(x).max(axis=(2, 4))
 
 
 def _same_rule_fwd(x: jax.Array) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:
-    pooled = _windows(x).max(axis=(2, 4))
+    pooled = layers.pool_windows(x).max(axis=(2, 4))
     return pooled, (x, pooled)
 
 
 def _same_rule_bwd(residuals: tuple[jax.Array, jax.Array], g: jax.Array) -> tuple[jax.Array]:
     x, pooled = residuals
-    at_max = (_windows(x) == pooled[:, :, None, :, None, :]).astype(g.dtype)
+    at_max = (layers.pool_windows(x) == pooled[:, :, None, :, None, :]).astype(g.dtype)
     per_entry = at_max * (g / at_max.sum(axis=(2, 4)))[:, :, None, :, None, :]
     grad = per_entry.reshape(x.shape[0], 2 * pooled.shape[1], 2 * pooled.shape[2], x.shape[3])
     return (jnp.pad(grad, ((0, 0), (0, x.shape[1] - grad.shape[1]), (0, x.shape[2] - grad.shape[2]), (0, 0))),)
@@ -77,7 +71,7 @@ pool_same_rule.defvjp(_same_rule_fwd, _same_rule_bwd)
 
 def pool_one_winner(x: jax.Array) -> jax.Array:
     """2 x 2 max pooling whose gradient goes to each window's first maximum (PyTorch's rule)."""
-    windows = _windows(x)
+    windows = layers.pool_windows(x)
     batch, h, _, w, _, channels = windows.shape
     flat = windows.transpose(0, 1, 3, 5, 2, 4).reshape(batch, h, w, channels, 4)
     return jnp.take_along_axis(flat, jnp.argmax(flat, axis=-1)[..., None], axis=-1)[..., 0]
@@ -91,39 +85,45 @@ def _data() -> dict[str, np.ndarray]:
     return {"image": np.asarray(data.train_images[:BATCH]), "label": np.asarray(data.train_labels[:BATCH])}
 
 
-def build(pool, data: dict[str, np.ndarray], microbatch: int):
-    """One net's step with ``pool`` as the convnet's max pooling (compiled while it is in place),
-    its initial state, and the first pool's share of tied windows at initialisation."""
-    previous = convnet.max_pool
-    convnet.max_pool = lambda x, window=2: pool(x)
+@contextlib.contextmanager
+def pooling(pool):
+    """The convnet's max pooling replaced by ``pool(x, window)`` while the block runs (its
+    steps are traced and compiled inside it)."""
+    previous, convnet.max_pool = convnet.max_pool, pool
     try:
-        model = models.CholletConvNet(bits=2, estimator=estimators.PWL(), conv_impl="im2col")
-        params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
+        yield
+    finally:
+        convnet.max_pool = previous
+
+
+def _model_and_params(data: dict[str, np.ndarray]):
+    model = models.CholletConvNet(bits=2, estimator=estimators.PWL(), conv_impl="im2col")
+    return model, jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
+
+
+def build(pool, data: dict[str, np.ndarray], microbatch: int):
+    """One net's step with ``pool`` as the convnet's max pooling, compiled, and its initial state."""
+    with pooling(lambda x, window=2: pool(x)):
+        model, params = _model_and_params(data)
         net = lockstep.Net("net", model, optimizers.make_optimizer("sgd", 1e-3, 10_000, momentum=0.9))
         step = lockstep.make_lockstep_step([net], microbatch=microbatch)
         states = [lockstep.init_state(net, params)]
         jax.block_until_ready(step(states, data)[0])
-    finally:
-        convnet.max_pool = previous
     return step, states
 
 
 def tied_share(data: dict[str, np.ndarray]) -> float:
     """The share of the first pool's windows whose maximum is reached more than once (at initialisation)."""
-    model = models.CholletConvNet(bits=2, estimator=estimators.PWL(), conv_impl="im2col")
-    params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
+    model, params = _model_and_params(data)
     seen = {}
 
     def spy(x, window=2):
         seen.setdefault("x", x)  # the first of the two pools
         return layers.max_pool(x, window)
 
-    previous, convnet.max_pool = convnet.max_pool, spy
-    try:
+    with pooling(spy):
         model.apply({"params": params}, data["image"][:100])
-    finally:
-        convnet.max_pool = previous
-    windows = _windows(seen["x"])
+    windows = layers.pool_windows(seen["x"])
     count = (windows == windows.max(axis=(2, 4), keepdims=True)).sum(axis=(2, 4))
     return float(np.mean(np.asarray(count) > 1))
 

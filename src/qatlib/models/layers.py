@@ -54,6 +54,7 @@ __all__ = [
     "QuantizedConv",
     "max_pool",
     "avg_pool",
+    "pool_windows",
 ]
 
 Array = jax.Array
@@ -203,6 +204,14 @@ class QuantizedConv(nn.Module):
         return y
 
 
+def pool_windows(x: Array, window: int = 2) -> Array:
+    """NHWC ``x`` cut to whole non-overlapping ``window x window`` windows (a last partial row or
+    column dropped, as VALID pooling does), shaped ``(batch, h, window, w, window, channels)``."""
+    batch, height, width, channels = x.shape
+    h, w = height // window, width // window
+    return x[:, : h * window, : w * window, :].reshape(batch, h, window, w, window, channels)
+
+
 def max_pool(x: Array, window: int = 2) -> Array:
     """Non-overlapping ``window x window`` max pooling (stride = window, VALID) by reshape and max.
 
@@ -213,10 +222,7 @@ def max_pool(x: Array, window: int = 2) -> Array:
     >>> max_pool(jnp.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0].tolist()
     [[5.0, 7.0], [13.0, 15.0]]
     """
-    batch, height, width, channels = x.shape
-    h, w = height // window, width // window
-    x = x[:, : h * window, : w * window, :].reshape(batch, h, window, w, window, channels)
-    return x.max(axis=(2, 4))
+    return pool_windows(x, window).max(axis=(2, 4))
 
 
 def avg_pool(x: Array, window: int = 2) -> Array:
@@ -228,7 +234,4 @@ def avg_pool(x: Array, window: int = 2) -> Array:
     >>> avg_pool(jnp.arange(16.0).reshape(1, 4, 4, 1))[0, :, :, 0].tolist()
     [[2.5, 4.5], [10.5, 12.5]]
     """
-    batch, height, width, channels = x.shape
-    h, w = height // window, width // window
-    x = x[:, : h * window, : w * window, :].reshape(batch, h, window, w, window, channels)
-    return x.mean(axis=(2, 4))
+    return pool_windows(x, window).mean(axis=(2, 4))
