@@ -15,8 +15,8 @@ three ways:
   backward pass instead of the forward one;
 * ``one_winner``: PyTorch's rule, all of the gradient to the first maximum (``argmax`` and a gather).
 
-The variants are interleaved round by round; the median round is reported. ``same_weights`` says
-whether ``--steps`` steps leave the weights bit for bit as ``jax_max`` does, and ``tied_windows``
+The variants are interleaved round by round (:func:`bench_threads.timings`); the median round
+is reported. ``same_weights`` says whether ``--steps`` steps leave the weights bit for bit as ``jax_max`` does, and ``tied_windows``
 the share of the first pool's windows, on this batch at initialisation, whose maximum is tied.
 
 Writes ``benchmarks/results/max_pool_<isa>.json`` with the machine and versions.
@@ -26,10 +26,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 import jax
@@ -42,6 +42,9 @@ from qatlib.experiments import mnist
 from qatlib.models import convnet, layers
 from qatlib.report import artefacts
 from qatlib.training import lockstep, optimizers
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_threads import timings  # noqa: E402  (the interleaved rounds both benchmarks time by)
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH = 600
@@ -112,6 +115,10 @@ def build(pool, data: dict[str, np.ndarray], microbatch: int):
     return step, states
 
 
+def _one_step(step, states: list, data: dict[str, np.ndarray]) -> list:
+    return jax.block_until_ready(step(states, data)[0])
+
+
 def tied_share(data: dict[str, np.ndarray]) -> float:
     """The share of the first pool's windows whose maximum is reached more than once (at initialisation)."""
     model, params = _model_and_params(data)
@@ -150,13 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     reference = trained("jax_max")
     same = {name: all(np.array_equal(a, b) for a, b in zip(trained(name), reference, strict=True)) for name in VARIANTS}
     load_before = os.getloadavg()
-    times: dict[str, list[float]] = {name: [] for name in VARIANTS}
-    for _ in range(args.rounds):
-        for name, (step, states) in built.items():
-            start = time.perf_counter()
-            for _ in range(args.calls):
-                jax.block_until_ready(step(states, data)[0])
-            times[name].append((time.perf_counter() - start) / args.calls)
+    calls = {name: functools.partial(_one_step, step, states, data) for name, (step, states) in built.items()}
+    times = timings(calls, args.rounds, args.calls)
     median = {name: statistics.median(t) for name, t in times.items()}
     report = {
         "what": "seconds per step of one 2-bit convnet (batch 600 of MNIST, chunks of 25) with three rules for max pooling's derivative",
