@@ -16,8 +16,9 @@ three ways:
 * ``one_winner``: PyTorch's rule, all of the gradient to the first maximum (``argmax`` and a gather).
 
 The variants are interleaved round by round (:func:`bench_threads.timings`); the median round
-is reported. ``same_weights`` says whether ``--steps`` steps leave the weights bit for bit as ``jax_max`` does, and ``tied_windows``
-the share of the first pool's windows, on this batch at initialisation, whose maximum is tied.
+is reported. ``same_weights`` says whether ``--steps`` steps leave the weights bit for bit as
+``jax_max`` does, and ``tied_windows`` the share of the first pool's windows, on this batch at
+initialisation, whose maximum is tied.
 
 Writes ``benchmarks/results/max_pool_<isa>.json`` with the machine and versions.
 """
