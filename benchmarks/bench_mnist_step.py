@@ -40,7 +40,9 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import jax
 import numpy as np
@@ -66,10 +68,14 @@ SETTINGS = {
 }
 
 
+#: The convnet's products per example, as im2col lowers them: (output positions, K, N) of each conv
+#: layer's (positions, K) @ (K, N) and of the dense layer's (1, 1152) @ (1152, 10).
+PRODUCTS = ((26 * 26, 9 * 1, 32), (11 * 11, 9 * 32, 64), (3 * 3, 9 * 64, 128), (1, 1152, 10))
+
+
 def flops_per_step(batch: int) -> float:
     """Multiply-adds x 2 of the forward pass, x 3 for forward + both backward products."""
-    conv = [(26 * 26, 9 * 1, 32), (11 * 11, 9 * 32, 64), (3 * 3, 9 * 64, 128)]
-    forward = sum(positions * k * n for positions, k, n in conv) + 1152 * 10
+    forward = sum(positions * k * n for positions, k, n in PRODUCTS)
     return 2.0 * 3.0 * forward * batch
 
 
@@ -95,14 +101,20 @@ def best_rate(call, steps: int, repeats: int, sync=jax.block_until_ready) -> flo
 
 
 # ------------------------------------------------------------------------------------- qatlib
-def qatlib_rate(batch: int, microbatch: int, steps: int, repeats: int, conv_impl: str) -> float:
+def qatlib_step(batch: int, microbatch: int, conv_impl: str) -> Callable[[], Any]:
+    """One training step of the 2-bit convnet as the library runs it, as a call (always from the
+    same state and batch)."""
     model = models.CholletConvNet(bits=2, estimator=estimators.PWL(), conv_impl=conv_impl)
     data = _batch(batch)
     params = jax.jit(model.init)(jax.random.key(0), data["image"][:1])["params"]
     net = lockstep.Net("ste", model, optimizers.make_optimizer("sgd", 1e-3, 10_000, momentum=0.9))
     step = lockstep.make_lockstep_step([net], microbatch=microbatch)
     state = [lockstep.init_state(net, params)]
-    return best_rate(lambda: step(state, data)[0], steps, repeats)
+    return lambda: step(state, data)[0]
+
+
+def qatlib_rate(batch: int, microbatch: int, steps: int, repeats: int, conv_impl: str) -> float:
+    return best_rate(qatlib_step(batch, microbatch, conv_impl), steps, repeats)
 
 
 def seven_nets(seed: int, conv_impl: str) -> tuple[list, list, dict[str, np.ndarray]]:
@@ -190,16 +202,23 @@ def _child_seed(seed: int, steps: int, repeats: int, microbatch: int, conv_impl:
     return 1 / best_rate(lambda: step(states, data)[0], steps, repeats)
 
 
-def matmul_peak(steps: int, repeats: int, size: int = 2048) -> float:
-    """XLA's float32 matmul rate on this machine (GFLOP/s): a jitted ``size`` x ``size`` product."""
+def matmul_product(size: int = 2048) -> Callable[[], jax.Array]:
+    """A jitted float32 ``size`` x ``size`` product, as a call (2 size^3 FLOPs)."""
     a = jax.random.uniform(jax.random.key(0), (size, size), np.float32)
     b = jax.random.uniform(jax.random.key(1), (size, size), np.float32)
     product = jax.jit(lambda x, y: x @ y)
-    return best_rate(lambda: product(a, b), steps, repeats) * 2.0 * size**3 / 1e9
+    return lambda: jax.block_until_ready(product(a, b))
+
+
+def matmul_peak(steps: int, repeats: int, size: int = 2048) -> float:
+    """XLA's float32 matmul rate on this machine (GFLOP/s): a jitted ``size`` x ``size`` product."""
+    return best_rate(matmul_product(size), steps, repeats) * 2.0 * size**3 / 1e9
 
 
 # ------------------------------------------------------------------------------------- PyTorch
-def torch_rate(batch: int, steps: int, repeats: int, device: str) -> tuple[float, str]:
+def torch_step(batch: int, device: str) -> tuple[Callable[[], None], Callable[[Any], None], str]:
+    """The same net's training step in PyTorch as a call, the call that waits for the device, and
+    PyTorch's version."""
     import torch
 
     device = "cuda" if device == "gpu" else "cpu"
@@ -250,7 +269,12 @@ def torch_rate(batch: int, steps: int, repeats: int, device: str) -> tuple[float
         return None
 
     sync = (lambda _: torch.cuda.synchronize()) if device == "cuda" else (lambda _: None)
-    return best_rate(step, steps, repeats, sync), torch.__version__
+    return step, sync, torch.__version__
+
+
+def torch_rate(batch: int, steps: int, repeats: int, device: str) -> tuple[float, str]:
+    step, sync, version = torch_step(batch, device)
+    return best_rate(step, steps, repeats, sync), version
 
 
 # ------------------------------------------------------------------------------------- paper preset
