@@ -4,7 +4,7 @@ step's matrix products alone, timed side by side with the step itself and PyTorc
 Run by hand from the repository root (about 3 minutes on the 2-core Xeon; needs the benchmark-only
 ``torch``, as ``bench_mnist_step.py`` does)::
 
-    .venv/bin/python benchmarks/bench_matmul_floor.py [--rounds 15] [--calls 3]
+    .venv/bin/python benchmarks/bench_matmul_floor.py [--rounds 15] [--calls 3] [--one-core]
 
 At each batch size (128 and 600), the variants are interleaved round by round, ``--calls`` calls per
 round, so that each sees the same machine load. Speeds are compared within a round (this VM's speed
@@ -26,7 +26,12 @@ drifts by up to 2x over minutes) and the median over rounds is reported, with th
 (1.5x at batch 128, 2x at batch 600), the goal cannot be met by trimming the step's other work:
 it needs products XLA runs faster, or another lowering.
 
-Writes ``benchmarks/results/matmul_floor_<isa>.json`` with the machine and versions.
+``--one-core`` runs everything as each process of a ``workers=2`` run is run (the ``paper`` preset's
+artefact runs so): XLA single-threaded, the process pinned to one core, PyTorch on one thread; the
+peak is then one core's.
+
+Writes ``benchmarks/results/matmul_floor_<isa>.json`` (``_one_core`` appended with ``--one-core``)
+with the machine and versions.
 """
 
 from __future__ import annotations
@@ -46,6 +51,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_mnist_step import PRODUCTS, SETTINGS, flops_per_step, matmul_product, qatlib_step, torch_step  # noqa: E402
 from bench_threads import timings  # noqa: E402
 
+from qatlib.experiments import sweep  # noqa: E402
 from qatlib.report import artefacts  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -144,10 +150,17 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=15, help="rounds of timings, variants interleaved (default 15)")
     parser.add_argument("--calls", type=int, default=3, help="calls per variant per round (default 3)")
+    parser.add_argument("--one-core", action="store_true",
+                        help="XLA single-threaded and pinned to one core, PyTorch on one thread (as workers=2 runs)")
     args = parser.parse_args(argv)
     for name in ("rounds", "calls"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.one_core:
+        if sweep.SINGLE_THREAD_FLAG not in os.environ.get("XLA_FLAGS", ""):  # XLA reads its flags once: start afresh
+            env = dict(os.environ, XLA_FLAGS=sweep.with_xla_flag(sweep.SINGLE_THREAD_FLAG))
+            os.execve(sys.executable, [sys.executable, __file__, *(sys.argv[1:] if argv is None else argv)], env)
+        os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})
     load_before = os.getloadavg()
     peak_call = matmul_product(PEAK_SIZE)
     by_batch, rounds = {}, {}
@@ -166,9 +179,11 @@ def main(argv: list[str] | None = None) -> int:
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
         "machine": artefacts.device_info(),
         "versions": {**artefacts.package_versions(), "torch": torch_version()},
-        "settings": {"rounds": args.rounds, "calls": args.calls, "chunks": {str(b): c for b, c in CHUNKS.items()}},
+        "settings": {"rounds": args.rounds, "calls": args.calls, "chunks": {str(b): c for b, c in CHUNKS.items()},
+                     "one_core": args.one_core, "cores": len(os.sched_getaffinity(0))},
     }
-    path = artefacts.write_json(ROOT / "benchmarks" / "results" / f"matmul_floor_{artefacts.isa_tag()}.json", report)
+    name = f"matmul_floor_{artefacts.isa_tag()}{'_one_core' if args.one_core else ''}.json"
+    path = artefacts.write_json(ROOT / "benchmarks" / "results" / name, report)
     for batch, r in by_batch.items():
         speed = r["speed_over_torch"]
         print(f"batch {batch}: qatlib {speed['qatlib']['median']:.2f}x PyTorch, {r['fastest_floor']} "

@@ -222,7 +222,7 @@ def torch_step(batch: int, device: str) -> tuple[Callable[[], None], Callable[[A
     import torch
 
     device = "cuda" if device == "gpu" else "cpu"
-    torch.set_num_threads(os.cpu_count() or 1)
+    torch.set_num_threads(len(os.sched_getaffinity(0)))  # the cores this process may run on
     torch.manual_seed(0)
 
     class FakeQuantSTE(torch.autograd.Function):
