@@ -13,6 +13,11 @@
 #   results/mnist/paper_gpu/metrics.json). Measured: 35 s on one H100.
 # * repeat (after bench): paper_gpu once more; prints how many of its values differ from the
 #   bench step's run (0: the GPU run is deterministic).
+# * seeds: the MNIST `paper_seeds` preset (5 seeds) with paper_gpu's settings (whole-batch gradients,
+#   cuDNN convolutions, one process, no checkpoints; SEEDS_PRESET picks another seeded preset);
+#   writes mnist-<preset>_gpu.json and prints each claim's verdict and interval beside those of
+#   the committed CPU artefact results/mnist/<preset>/metrics.json, and whether the GPU's mean lies
+#   inside the CPU's 95% interval (the comparison within seed noise).
 # * resnet50: ResNet50 mnist_10_epochs, about 14 min on an H200 (4 ResNet50s in lock step at 13-14
 #   steps/s for SGD, then 3 for Adam); no checkpoints on a machine that is given back.
 #
@@ -65,11 +70,36 @@ differ, compared = artefacts.differing_values(*(artefacts.read_json(name) for na
 print(f"repeat: {len(differ)} of {compared} values differ between two runs of paper_gpu {differ[:5]}")
 PY
 }
+seeds() {  # a seeded preset with paper_gpu's settings, its verdicts beside the committed CPU artefact's
+  local preset=${SEEDS_PRESET:-paper_seeds} dir start=$SECONDS
+  dir=$(mktemp -d)
+  QATLIB_RESULTS_DIR=$dir timeout "${SEEDS_LIMIT:-540}" python3 -m qatlib run mnist --preset "$preset" --no-notebook \
+    -p microbatch 0 -p conv_impl lax -p workers 1 -p checkpoint_every 0 >"$out/mnist-${preset}_gpu.log" 2>&1
+  echo "seeds ($preset): exit $? after $((SECONDS - start)) s"
+  tail -c 1500 "$out/mnist-${preset}_gpu.log"
+  [ -f "$dir/mnist/$preset/metrics.json" ] || return 0
+  cp "$dir/mnist/$preset/metrics.json" "$out/mnist-${preset}_gpu.json"
+  python3 - "$out/mnist-${preset}_gpu.json" "results/mnist/$preset/metrics.json" <<'PY'
+import sys
+from pathlib import Path
+from qatlib.report import artefacts, claims
+if not Path(sys.argv[2]).exists():
+    sys.exit(f"seeds: no committed CPU artefact {sys.argv[2]} to compare with")
+gpu, cpu = (claims.decide_all(artefacts.run_records(artefacts.read_json(name))) for name in sys.argv[1:])
+def text(decision):
+    v = decision.value
+    return decision.verdict if v is None else f"{decision.verdict} {v.mean:.4g} [{v.low:.4g}, {v.high:.4g}]"
+for mine, theirs in zip(gpu, cpu, strict=True):
+    inside = None if mine.value is None or theirs.value is None else theirs.value.contains(mine.value.mean)
+    print(f"seeds: {mine.claim} ({mine.optimizer}): GPU {text(mine)}; CPU {text(theirs)}; GPU mean inside the CPU interval: {inside}")
+PY
+}
 for step in ${GPU_STEPS:-bench resnet50}; do
   case $step in
     bench) bench ;;
     repeat) repeat ;;
+    seeds) seeds ;;
     resnet50) measure resnet50 mnist_10_epochs "${RESNET_LIMIT:-1200}" -p checkpoint_every 0 ;;
-    *) echo "GPU_STEPS: unknown step '$step' (allowed: bench, repeat, resnet50)" >&2; exit 2 ;;
+    *) echo "GPU_STEPS: unknown step '$step' (allowed: bench, repeat, seeds, resnet50)" >&2; exit 2 ;;
   esac
 done
