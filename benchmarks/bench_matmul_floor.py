@@ -98,24 +98,18 @@ def floor_step(batch: int, microbatch: int) -> Callable[[], object]:
     return lambda: jax.block_until_ready(step(*args))
 
 
-def torch_version() -> str:
-    import torch
-
-    return torch.__version__
-
-
-def variants(batch: int) -> dict[str, Callable[[], object]]:
-    """Each variant at ``batch`` as a call that runs one step and waits for it."""
+def variants(batch: int) -> tuple[dict[str, Callable[[], object]], str]:
+    """Each variant at ``batch`` as a call that runs one step and waits for it; PyTorch's version."""
     microbatch = SETTINGS["cpu"]["microbatch"][batch]
     library = {impl: qatlib_step(batch, microbatch, impl) for impl in ("im2col", "lax")}
-    torch_call, torch_sync, _ = torch_step(batch, "cpu")
+    torch_call, torch_sync, torch_version = torch_step(batch, "cpu")
     calls = {
         "qatlib": lambda: jax.block_until_ready(library["im2col"]()),
         "qatlib_lax": lambda: jax.block_until_ready(library["lax"]()),
         "torch": lambda: torch_sync(torch_call()),
     }
     calls.update({f"floor_{m}": floor_step(batch, m) for m in CHUNKS[batch]})
-    return calls
+    return calls, torch_version
 
 
 def _per_round(numerator: list[float], denominator: list[float]) -> dict[str, float | list[float]]:
@@ -165,7 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     peak_call = matmul_product(PEAK_SIZE)
     by_batch, rounds = {}, {}
     for batch in GOALS:
-        calls = {**variants(batch), "matmul_2048": peak_call}
+        calls, torch_version = variants(batch)
+        calls["matmul_2048"] = peak_call
         for call in calls.values():  # compile and warm every variant before any clock starts
             call()
         rounds[batch] = timings(calls, args.rounds, args.calls)
@@ -178,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "load_average_before_after": [list(load_before), list(os.getloadavg())],
         "machine": artefacts.device_info(),
-        "versions": {**artefacts.package_versions(), "torch": torch_version()},
+        "versions": {**artefacts.package_versions(), "torch": torch_version},
         "settings": {"rounds": args.rounds, "calls": args.calls, "chunks": {str(b): c for b, c in CHUNKS.items()},
                      "one_core": args.one_core, "cores": len(os.sched_getaffinity(0))},
     }

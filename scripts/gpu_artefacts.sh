@@ -71,10 +71,15 @@ print(f"repeat: {len(differ)} of {compared} values differ between two runs of pa
 PY
 }
 seeds() {  # a seeded preset with paper_gpu's settings, its verdicts beside the committed CPU artefact's
-  local preset=${SEEDS_PRESET:-paper_seeds} dir start=$SECONDS
+  local preset=${SEEDS_PRESET:-paper_seeds} dir start=$SECONDS gpu_settings
   dir=$(mktemp -d)
+  # paper_gpu's settings, read from the presets: the fields where it differs from paper, as -p NAME VALUE
+  gpu_settings=$(python3 -c "from qatlib.experiments.mnist import PRESETS
+cpu, gpu = PRESETS['paper'].model_dump(), PRESETS['paper_gpu'].model_dump()
+print(' '.join(f'-p {name} {value}' for name, value in gpu.items() if cpu[name] != value))")
+  # shellcheck disable=SC2086  # gpu_settings is a list of words
   QATLIB_RESULTS_DIR=$dir timeout "${SEEDS_LIMIT:-540}" python3 -m qatlib run mnist --preset "$preset" --no-notebook \
-    -p microbatch 0 -p conv_impl lax -p workers 1 -p checkpoint_every 0 >"$out/mnist-${preset}_gpu.log" 2>&1
+    $gpu_settings >"$out/mnist-${preset}_gpu.log" 2>&1
   echo "seeds ($preset): exit $? after $((SECONDS - start)) s"
   tail -c 1500 "$out/mnist-${preset}_gpu.log"
   [ -f "$dir/mnist/$preset/metrics.json" ] || return 0
